@@ -1,0 +1,66 @@
+package job
+
+import "time"
+
+// Args are a job's arguments: string keys and string values, passed to the
+// function as they are, the way environment variables are.
+type Args map[string]string
+
+// Job is the record kept for one job, as the API shows it.
+type Job struct {
+	ID       string    `json:"id"`
+	Function string    `json:"function"`
+	Args     Args      `json:"args"`
+	Status   Status    `json:"status"`
+	Attempts []Attempt `json:"attempts"`
+	// Schedule is the ID of the schedule that started the job, if any.
+	Schedule  string    `json:"schedule,omitempty"`
+	Error     string    `json:"error,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// Outcome is how one attempt ended, or that it has not yet.
+type Outcome string
+
+const (
+	// OutcomeRunning is an attempt still in progress.
+	OutcomeRunning Outcome = "running"
+	// OutcomeSucceeded is an attempt whose function exited 0.
+	OutcomeSucceeded Outcome = "succeeded"
+	// OutcomeFailed is an attempt whose function exited non-zero, or that
+	// was stopped by its deadline.
+	OutcomeFailed Outcome = "failed"
+)
+
+// Attempt is one run of a job's function: one Kubernetes Job, or one child
+// process locally.
+type Attempt struct {
+	// Attempt numbers attempts from 1.
+	Attempt int `json:"attempt"`
+	// Job names what ran the attempt: the Kubernetes Job, or the local
+	// process.
+	Job        string     `json:"job"`
+	StartedAt  time.Time  `json:"startedAt"`
+	FinishedAt *time.Time `json:"finishedAt,omitempty"`
+	Outcome    Outcome    `json:"outcome"`
+	// Message is the function's short result or error: its termination
+	// message.
+	Message string `json:"message,omitempty"`
+	// ExitCode is the function's exit code once it finished.
+	ExitCode *int `json:"exitCode,omitempty"`
+	// Reason says why a failed attempt stopped, such as DeadlineExceeded.
+	Reason string `json:"reason,omitempty"`
+}
+
+// Stats are the job counters. Succeeded, Failed and Retries count every job
+// once, however often its event was delivered; Queued, Running and Retrying
+// count jobs by their current status.
+type Stats struct {
+	Succeeded int64 `json:"succeeded"`
+	Failed    int64 `json:"failed"`
+	Retries   int64 `json:"retries"`
+	Queued    int64 `json:"queued"`
+	Running   int64 `json:"running"`
+	Retrying  int64 `json:"retrying"`
+}

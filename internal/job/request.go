@@ -1,0 +1,119 @@
+package job
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+)
+
+// Request is what asks for a job: the data of a dev.kjobs.job.requested
+// event, the body of POST /jobs and the data of a schedule's ping.
+type Request struct {
+	Function string `json:"function"`
+	Args     Args   `json:"args,omitempty"`
+	// Schedule is the ID of the schedule the request came from, if any.
+	Schedule string `json:"schedule,omitempty"`
+}
+
+// DefaultFunction runs when POST /jobs has no body, like the classic demo
+// processor.
+const DefaultFunction = "sample"
+
+// Limits on a request, so that a job record and its environment stay small.
+const (
+	MaxArgs         = 64
+	MaxArgKeyLen    = 128
+	MaxArgValueLen  = 4096
+	maxFunctionName = 63
+)
+
+var (
+	functionName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
+	argKey       = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]*$`)
+)
+
+// FieldError is a request that is malformed in one named field.
+type FieldError struct {
+	Field  string
+	Detail string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Detail }
+
+// DecodeRequest reads one JSON request strictly: unknown fields, trailing
+// data and values of the wrong type are errors that say what to fix. An empty
+// body asks for DefaultFunction.
+func DecodeRequest(r io.Reader) (Request, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return Request{}, err
+	}
+	var req Request
+	if len(bytes.TrimSpace(data)) == 0 {
+		req.Function = DefaultFunction
+		return req, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return Request{}, describeJSONError(err)
+	}
+	if dec.More() {
+		return Request{}, &FieldError{Field: "body", Detail: "unexpected data after the JSON object"}
+	}
+	if req.Function == "" {
+		req.Function = DefaultFunction
+	}
+	return req, req.Validate()
+}
+
+// Validate checks the request's shape. Whether the function exists is for
+// the caller, which knows the function registry.
+func (r Request) Validate() error {
+	if len(r.Function) > maxFunctionName || !functionName.MatchString(r.Function) {
+		return &FieldError{Field: "function", Detail: fmt.Sprintf("%q is not a function name: use lower-case letters, digits and '-', at most %d characters", r.Function, maxFunctionName)}
+	}
+	if len(r.Args) > MaxArgs {
+		return &FieldError{Field: "args", Detail: fmt.Sprintf("%d arguments, at most %d allowed", len(r.Args), MaxArgs)}
+	}
+	for k, v := range r.Args {
+		if len(k) > MaxArgKeyLen || !argKey.MatchString(k) {
+			return &FieldError{Field: "args", Detail: fmt.Sprintf("%q is not an argument name: start with a letter or '_', then letters, digits, '_', '.' or '-', at most %d characters", k, MaxArgKeyLen)}
+		}
+		if len(v) > MaxArgValueLen {
+			return &FieldError{Field: "args." + k, Detail: fmt.Sprintf("value is %d bytes, at most %d allowed", len(v), MaxArgValueLen)}
+		}
+	}
+	return nil
+}
+
+func describeJSONError(err error) error {
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if field == "" {
+			field = "body"
+		}
+		want := typeErr.Type.String()
+		switch want {
+		case "job.Args":
+			want = "an object of string values"
+		case "string":
+			want = "a string"
+		}
+		return &FieldError{Field: field, Detail: fmt.Sprintf("got a JSON %s, want %s", typeErr.Value, want)}
+	case errors.As(err, &syntaxErr):
+		return &FieldError{Field: "body", Detail: fmt.Sprintf("malformed JSON at byte %d: %v", syntaxErr.Offset, err)}
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return &FieldError{Field: "body", Detail: "malformed JSON: unexpected end of input"}
+	}
+	if msg := err.Error(); len(msg) > len("json: unknown field ") && msg[:len("json: unknown field ")] == "json: unknown field " {
+		return &FieldError{Field: msg[len("json: unknown field "):], Detail: "unknown field; a job request has function, args and schedule"}
+	}
+	return &FieldError{Field: "body", Detail: err.Error()}
+}

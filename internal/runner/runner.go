@@ -1,0 +1,45 @@
+// Package runner defines how a job's attempt is run and awaited. The
+// dispatcher depends only on Runner; the local runner runs the processor
+// binary as a child process and the Kubernetes runner runs it as a
+// batch/v1 Job.
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/kjobs/kjobs/internal/job"
+)
+
+// Spec says what one attempt runs.
+type Spec struct {
+	JobID    string
+	Attempt  int
+	Function string
+	Args     job.Args
+}
+
+// Name is the deterministic name of an attempt: the Kubernetes Job name,
+// and the local process's name. Two deliveries of one attempt derive the same
+// name, which is what makes starting an attempt idempotent.
+func Name(jobID string, attempt int) string {
+	return fmt.Sprintf("kjobs-%s-%d", jobID, attempt)
+}
+
+// ErrNotFound is returned by Wait for an attempt that was never started.
+var ErrNotFound = errors.New("attempt not found")
+
+// Runner starts attempts and waits for them.
+type Runner interface {
+	// Attempts returns what is known of a job's attempts, ordered by
+	// attempt number. The dispatcher derives the next attempt from it, never
+	// from a delivery count.
+	Attempts(ctx context.Context, jobID string) ([]job.Attempt, error)
+	// Start launches the attempt unless it already exists, in which case it
+	// adopts it. Either way it returns the attempt as it stands; concurrent
+	// calls for one attempt start it once.
+	Start(ctx context.Context, spec Spec) (job.Attempt, error)
+	// Wait blocks until the attempt has finished, or ctx is done.
+	Wait(ctx context.Context, jobID string, attempt int) (job.Attempt, error)
+}
