@@ -117,3 +117,19 @@ func describeJSONError(err error) error {
 	}
 	return &FieldError{Field: "body", Detail: err.Error()}
 }
+
+// maxIDLen keeps "kjobs-<id>-<attempt>" within the 63 characters of a
+// Kubernetes name.
+const maxIDLen = 48
+
+var idPattern = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+
+// ValidateID checks that id can name a job: the attempt's Kubernetes Job is
+// called kjobs-<id>-<attempt>, so the id must be a lower-case DNS label of at
+// most 48 characters. UUIDs, which the API and PingSources mint, are.
+func ValidateID(id string) error {
+	if len(id) > maxIDLen || !idPattern.MatchString(id) {
+		return &FieldError{Field: "id", Detail: fmt.Sprintf("%q is not a job ID: use at most %d lower-case letters, digits and '-', such as a UUID", id, maxIDLen)}
+	}
+	return nil
+}

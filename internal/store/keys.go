@@ -1,0 +1,57 @@
+package store
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"github.com/kjobs/kjobs/internal/job"
+)
+
+// Every key shares the hash tag {kjobs} so that one script may touch them all
+// on Redis Cluster too: they live in one slot.
+const prefix = "kjobs:{kjobs}:"
+
+// jobKey is a HASH with one job's record:
+//
+//	id, function, args (JSON), schedule, status, attempt (current number),
+//	error, createdAt, updatedAt (Unix ms), and a:<n> (attempt n as JSON).
+func jobKey(id string) string { return prefix + "job:" + id }
+
+// indexKey is a ZSET of every job, all scored 0 so that members sort by
+// their text: member(createdAt, id). Listing walks it newest first by
+// lexicographic range, which makes a cursor an exact position.
+func indexKey() string { return prefix + "index" }
+
+// statusKey is a ZSET like indexKey of the jobs in one status.
+func statusKey(s job.Status) string { return prefix + "status:" + string(s) }
+
+// statsKey is a HASH of counters: succeeded, failed, retries (cumulative)
+// and queued, running, retrying (jobs in that status now).
+func statsKey() string { return prefix + "stats" }
+
+// idemKey is a STRING holding the job ID first created for an
+// Idempotency-Key. The key is hashed so that any header value makes a
+// bounded, printable Redis key.
+func idemKey(k string) string {
+	sum := sha256.Sum256([]byte(k))
+	return prefix + "idem:" + hex.EncodeToString(sum[:])
+}
+
+// statusKeys lists the status ZSETs in the order the transition script
+// expects them in KEYS.
+func statusKeys() []string {
+	keys := make([]string, len(job.Statuses))
+	for i, s := range job.Statuses {
+		keys[i] = statusKey(s)
+	}
+	return keys
+}
+
+// member is a job's entry in the index ZSETs: the creation time in
+// zero-padded Unix milliseconds, so that text order is time order, then the
+// ID to make it unique.
+func member(createdAt time.Time, id string) string {
+	return fmt.Sprintf("%013d:%s", createdAt.UnixMilli(), id)
+}

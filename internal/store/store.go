@@ -1,0 +1,169 @@
+// Package store keeps kjobs' state in Redis: job records with their
+// attempts, the counters behind GET /jobs/stats, a time-ordered index for
+// listing and the idempotency keys of POST /jobs.
+//
+// Every change is one Lua script that checks the current state before it
+// writes, so a change repeated by a redelivered event is a no-op and the
+// counters count each job once. All keys are built in keys.go.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/kjobs/kjobs/internal/job"
+)
+
+var (
+	// ErrNotFound is returned for a job ID that has no record.
+	ErrNotFound = errors.New("job not found")
+	// ErrTransition is returned for a move the state machine does not
+	// allow, such as succeeding an attempt that already failed.
+	ErrTransition = errors.New("transition not allowed")
+	// ErrBadCursor is returned by List for a cursor it did not issue.
+	ErrBadCursor = errors.New("malformed cursor")
+)
+
+// Options configure a Store.
+type Options struct {
+	// Retention is how long a finished job's record, and an idempotency
+	// key, are kept. Defaults to 7 days.
+	Retention time.Duration
+	// Now tells the time. Defaults to time.Now.
+	Now func() time.Time
+}
+
+// Store is the Redis-backed job state. It is safe for concurrent use.
+type Store struct {
+	rdb       redis.UniversalClient
+	retention time.Duration
+	now       func() time.Time
+}
+
+// New returns a Store over rdb.
+func New(rdb redis.UniversalClient, opts Options) *Store {
+	if opts.Retention <= 0 {
+		opts.Retention = 7 * 24 * time.Hour
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Store{rdb: rdb, retention: opts.Retention, now: opts.Now}
+}
+
+// Ping checks that Redis answers; it backs /readyz.
+func (s *Store) Ping(ctx context.Context) error {
+	return s.rdb.Ping(ctx).Err()
+}
+
+// createScript creates a queued job unless it exists, in one round trip.
+//
+// KEYS[1] job hash, KEYS[2] index, KEYS[3] status:queued, KEYS[4] stats,
+// KEYS[5] idempotency key (only read when ARGV[8] is "1"),
+// KEYS[6] status:succeeded, KEYS[7] status:failed.
+// ARGV[1] id, ARGV[2] function, ARGV[3] args JSON, ARGV[4] schedule,
+// ARGV[5] now (Unix ms), ARGV[6] index member, ARGV[7] retention (s),
+// ARGV[8] "1" to honour the idempotency key, ARGV[9] the oldest member kept.
+//
+// Returns {1, id} when created, {0, id} with the ID that already stands for
+// this job or idempotency key. It also trims index entries older than the
+// retention, which keeps the index as small as the records it points to.
+var createScript = redis.NewScript(`
+if ARGV[8] == "1" then
+  local first = redis.call("GET", KEYS[5])
+  if first then return {0, first} end
+end
+if redis.call("EXISTS", KEYS[1]) == 1 then return {0, ARGV[1]} end
+redis.call("HSET", KEYS[1], "id", ARGV[1], "function", ARGV[2], "args", ARGV[3],
+  "schedule", ARGV[4], "status", "queued", "attempt", 0, "member", ARGV[6],
+  "createdAt", ARGV[5], "updatedAt", ARGV[5])
+redis.call("ZADD", KEYS[2], 0, ARGV[6])
+redis.call("ZADD", KEYS[3], 0, ARGV[6])
+redis.call("HINCRBY", KEYS[4], "queued", 1)
+if ARGV[8] == "1" then
+  redis.call("SET", KEYS[5], ARGV[1], "EX", ARGV[7])
+end
+redis.call("ZREMRANGEBYLEX", KEYS[2], "-", "(" .. ARGV[9])
+redis.call("ZREMRANGEBYLEX", KEYS[6], "-", "(" .. ARGV[9])
+redis.call("ZREMRANGEBYLEX", KEYS[7], "-", "(" .. ARGV[9])
+return {1, ARGV[1]}
+`)
+
+// Create records a queued job for req under id. With a non-empty
+// idempotencyKey, a key seen before returns the job first created for it.
+// created is false when the job, or the key, existed already.
+func (s *Store) Create(ctx context.Context, id string, req job.Request, idempotencyKey string) (j job.Job, created bool, err error) {
+	now := s.now()
+	args, err := json.Marshal(argsOrEmpty(req.Args))
+	if err != nil {
+		return job.Job{}, false, fmt.Errorf("store.Create: %w", err)
+	}
+	useKey, key := "0", jobKey(id)
+	if idempotencyKey != "" {
+		useKey, key = "1", idemKey(idempotencyKey)
+	}
+	res, err := createScript.Run(ctx, s.rdb,
+		[]string{jobKey(id), indexKey(), statusKey(job.Queued), statsKey(), key, statusKey(job.Succeeded), statusKey(job.Failed)},
+		id, req.Function, args, req.Schedule, now.UnixMilli(), member(now, id), int64(s.retention/time.Second), useKey,
+		member(now.Add(-s.retention), ""),
+	).Slice()
+	if err != nil {
+		return job.Job{}, false, fmt.Errorf("store.Create: %w", err)
+	}
+	if res[0].(int64) == 1 {
+		at := time.UnixMilli(now.UnixMilli())
+		return job.Job{
+			ID: id, Function: req.Function, Args: argsOrEmpty(req.Args), Status: job.Queued,
+			Attempts: []job.Attempt{}, Schedule: req.Schedule, CreatedAt: at, UpdatedAt: at,
+		}, true, nil
+	}
+	j, err = s.Get(ctx, res[1].(string))
+	return j, false, err
+}
+
+func argsOrEmpty(a job.Args) job.Args {
+	if a == nil {
+		return job.Args{}
+	}
+	return a
+}
+
+// abandonScript removes a job that is still queued: the API created it but
+// could not hand its event to the Broker, so nothing will ever run it.
+//
+// KEYS[1] job hash, KEYS[2] index, KEYS[3] status:queued, KEYS[4] stats,
+// KEYS[5] idempotency key. ARGV[1] id, ARGV[2] "1" to drop the key.
+// Returns 1 when removed, 0 when the job was not queued (left as it is).
+var abandonScript = redis.NewScript(`
+local rec = redis.call("HMGET", KEYS[1], "status", "member")
+if rec[1] ~= "queued" then return 0 end
+redis.call("DEL", KEYS[1])
+redis.call("ZREM", KEYS[2], rec[2])
+redis.call("ZREM", KEYS[3], rec[2])
+redis.call("HINCRBY", KEYS[4], "queued", -1)
+if ARGV[2] == "1" and redis.call("GET", KEYS[5]) == ARGV[1] then
+  redis.call("DEL", KEYS[5])
+end
+return 1
+`)
+
+// Abandon undoes Create for a job whose event could not be sent, so that a
+// failed POST /jobs leaves nothing behind and a retry with the same
+// Idempotency-Key creates the job afresh.
+func (s *Store) Abandon(ctx context.Context, id, idempotencyKey string) error {
+	useKey, key := "0", jobKey(id)
+	if idempotencyKey != "" {
+		useKey, key = "1", idemKey(idempotencyKey)
+	}
+	err := abandonScript.Run(ctx, s.rdb,
+		[]string{jobKey(id), indexKey(), statusKey(job.Queued), statsKey(), key}, id, useKey).Err()
+	if err != nil {
+		return fmt.Errorf("store.Abandon: %w", err)
+	}
+	return nil
+}

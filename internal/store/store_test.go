@@ -1,0 +1,435 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/kjobs/kjobs/internal/job"
+	"github.com/kjobs/kjobs/internal/store"
+	"github.com/kjobs/kjobs/internal/testenv"
+)
+
+// clock is a test clock that moves only when told.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+const retention = time.Hour
+
+func setup(t *testing.T) (*store.Store, *redis.Client, *clock) {
+	t.Helper()
+	rdb := testenv.Redis(t)
+	clk := &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+	return store.New(rdb, store.Options{Retention: retention, Now: clk.Now}), rdb, clk
+}
+
+func stats(t *testing.T, s *store.Store) job.Stats {
+	t.Helper()
+	st, err := s.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func attempt(n int, outcome job.Outcome, msg string) job.Attempt {
+	return job.Attempt{Attempt: n, Job: fmt.Sprintf("kjobs-j-%d", n), Outcome: outcome, Message: msg,
+		StartedAt: time.Date(2026, 11, 25, 12, 0, n, 0, time.UTC)}
+}
+
+func TestCreateAndGet(t *testing.T) {
+	s, _, clk := setup(t)
+	ctx := context.Background()
+	req := job.Request{Function: "sleep", Args: job.Args{"seconds": "1"}}
+	created, ok, err := s.Create(ctx, "j1", req, "")
+	if err != nil || !ok {
+		t.Fatalf("Create = %v, %v; want created", ok, err)
+	}
+	got, err := s.Get(ctx, "j1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(created, got); diff != "" {
+		t.Errorf("Get differs from what Create returned (-want +got):\n%s", diff)
+	}
+	want := job.Job{ID: "j1", Function: "sleep", Args: job.Args{"seconds": "1"}, Status: job.Queued,
+		Attempts: []job.Attempt{}, CreatedAt: clk.Now(), UpdatedAt: clk.Now()}
+	if diff := cmp.Diff(want, got, cmpopts.EquateApproxTime(0)); diff != "" {
+		t.Errorf("Get (-want +got):\n%s", diff)
+	}
+
+	again, ok, err := s.Create(ctx, "j1", job.Request{Function: "echo"}, "")
+	if err != nil || ok || again.Function != "sleep" {
+		t.Errorf("second Create of j1 = %q, %v, %v; want the first job, not created", again.Function, ok, err)
+	}
+	if _, err := s.Get(ctx, "nope"); !errorsIs(err, store.ErrNotFound) {
+		t.Errorf("Get(unknown) error = %v, want ErrNotFound", err)
+	}
+	if diff := cmp.Diff(job.Stats{Queued: 1}, stats(t, s)); diff != "" {
+		t.Errorf("stats (-want +got):\n%s", diff)
+	}
+}
+
+func TestIdempotencyKey(t *testing.T) {
+	s, rdb, _ := setup(t)
+	ctx := context.Background()
+	first, ok, err := s.Create(ctx, "a1", job.Request{Function: "echo"}, "key-1")
+	if err != nil || !ok {
+		t.Fatalf("Create = %v, %v", ok, err)
+	}
+	second, ok, err := s.Create(ctx, "a2", job.Request{Function: "echo"}, "key-1")
+	if err != nil || ok || second.ID != first.ID {
+		t.Fatalf("Create with a repeated key = %q, %v, %v; want %q, not created", second.ID, ok, err, first.ID)
+	}
+	if n, _ := rdb.Exists(ctx, "kjobs:{kjobs}:job:a2").Result(); n != 0 {
+		t.Error("a repeated key wrote a second job record")
+	}
+	other, ok, err := s.Create(ctx, "a3", job.Request{Function: "echo"}, "key-2")
+	if err != nil || !ok || other.ID != "a3" {
+		t.Errorf("Create with another key = %q, %v, %v; want a3 created", other.ID, ok, err)
+	}
+	ttl, err := rdb.TTL(ctx, "kjobs:{kjobs}:idem:"+sha("key-1")).Result()
+	if err != nil || ttl <= 0 || ttl > retention {
+		t.Errorf("idempotency key TTL = %v, %v; want within the retention %v", ttl, err, retention)
+	}
+	if diff := cmp.Diff(job.Stats{Queued: 2}, stats(t, s)); diff != "" {
+		t.Errorf("stats (-want +got):\n%s", diff)
+	}
+}
+
+func TestAbandon(t *testing.T) {
+	s, _, _ := setup(t)
+	ctx := context.Background()
+	if _, _, err := s.Create(ctx, "x", job.Request{Function: "echo"}, "k"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Abandon(ctx, "x", "k"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, "x"); !errorsIs(err, store.ErrNotFound) {
+		t.Errorf("Get after Abandon: %v, want ErrNotFound", err)
+	}
+	if diff := cmp.Diff(job.Stats{}, stats(t, s)); diff != "" {
+		t.Errorf("stats after Abandon (-want +got):\n%s", diff)
+	}
+	if _, ok, _ := s.Create(ctx, "y", job.Request{Function: "echo"}, "k"); !ok {
+		t.Error("the idempotency key of an abandoned job still answers")
+	}
+	page, err := s.List(ctx, store.ListOptions{})
+	if err != nil || len(page.Jobs) != 1 || page.Jobs[0].ID != "y" {
+		t.Errorf("List after Abandon = %+v, %v; want only y", page, err)
+	}
+
+	// A job already running is not abandoned.
+	if _, err := s.Start(ctx, "y", attempt(1, job.OutcomeRunning, "")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Abandon(ctx, "y", "k"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, "y"); err != nil {
+		t.Errorf("Abandon removed a running job: %v", err)
+	}
+}
+
+// step is one call a dispatcher makes on the store.
+type step struct {
+	name  string
+	apply func(s *store.Store, id string) (bool, error)
+}
+
+func start(n int) step {
+	return step{fmt.Sprintf("start %d", n), func(s *store.Store, id string) (bool, error) {
+		return s.Start(context.Background(), id, attempt(n, job.OutcomeRunning, ""))
+	}}
+}
+
+func finish(n int, o job.Outcome) step {
+	return step{fmt.Sprintf("finish %d %s", n, o), func(s *store.Store, id string) (bool, error) {
+		return s.Finish(context.Background(), id, attempt(n, o, string(o)))
+	}}
+}
+
+func deadLetter() step {
+	return step{"dead letter", func(s *store.Store, id string) (bool, error) {
+		return s.Fail(context.Background(), id, "dead-lettered")
+	}}
+}
+
+func TestTransitions(t *testing.T) {
+	tests := []struct {
+		name       string
+		steps      []step
+		wantStatus job.Status
+		wantStats  job.Stats
+		attempts   int
+	}{{
+		name:       "succeeds first time",
+		steps:      []step{start(1), finish(1, job.OutcomeSucceeded)},
+		wantStatus: job.Succeeded, wantStats: job.Stats{Succeeded: 1}, attempts: 1,
+	}, {
+		name:       "fails every retry then dead-lettered",
+		steps:      []step{start(1), finish(1, job.OutcomeFailed), start(2), finish(2, job.OutcomeFailed), start(3), finish(3, job.OutcomeFailed), deadLetter()},
+		wantStatus: job.Failed, wantStats: job.Stats{Failed: 1, Retries: 2}, attempts: 3,
+	}, {
+		name:       "fails once then succeeds",
+		steps:      []step{start(1), finish(1, job.OutcomeFailed), start(2), finish(2, job.OutcomeSucceeded)},
+		wantStatus: job.Succeeded, wantStats: job.Stats{Succeeded: 1, Retries: 1}, attempts: 2,
+	}, {
+		name:       "running",
+		steps:      []step{start(1)},
+		wantStatus: job.Running, wantStats: job.Stats{Running: 1}, attempts: 1,
+	}, {
+		name:       "retrying",
+		steps:      []step{start(1), finish(1, job.OutcomeFailed)},
+		wantStatus: job.Retrying, wantStats: job.Stats{Retrying: 1}, attempts: 1,
+	}, {
+		name:       "never deliverable: dead-lettered while queued",
+		steps:      []step{deadLetter()},
+		wantStatus: job.Failed, wantStats: job.Stats{Failed: 1},
+	}, {
+		name:       "dispatcher restarted and learnt attempt 2 succeeded without seeing it start",
+		steps:      []step{start(1), finish(1, job.OutcomeFailed), finish(2, job.OutcomeSucceeded)},
+		wantStatus: job.Succeeded, wantStats: job.Stats{Succeeded: 1, Retries: 1}, attempts: 2,
+	}, {
+		name:       "every step delivered twice",
+		steps:      []step{start(1), start(1), finish(1, job.OutcomeFailed), finish(1, job.OutcomeFailed), start(2), start(2), finish(2, job.OutcomeSucceeded), finish(2, job.OutcomeSucceeded)},
+		wantStatus: job.Succeeded, wantStats: job.Stats{Succeeded: 1, Retries: 1}, attempts: 2,
+	}, {
+		name:       "a late dead letter does not fail a succeeded job",
+		steps:      []step{start(1), finish(1, job.OutcomeSucceeded), deadLetter()},
+		wantStatus: job.Succeeded, wantStats: job.Stats{Succeeded: 1}, attempts: 1,
+	}, {
+		name:       "a stale attempt's result is ignored",
+		steps:      []step{start(1), finish(1, job.OutcomeFailed), start(2), finish(1, job.OutcomeSucceeded)},
+		wantStatus: job.Running, wantStats: job.Stats{Running: 1, Retries: 1}, attempts: 2,
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _, _ := setup(t)
+			ctx := context.Background()
+			if _, _, err := s.Create(ctx, "j", job.Request{Function: "fail"}, ""); err != nil {
+				t.Fatal(err)
+			}
+			for _, st := range tc.steps {
+				if _, err := st.apply(s, "j"); err != nil {
+					t.Fatalf("%s: %v", st.name, err)
+				}
+			}
+			got, err := s.Get(ctx, "j")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Status != tc.wantStatus || len(got.Attempts) != tc.attempts {
+				t.Errorf("status %s with %d attempts, want %s with %d", got.Status, len(got.Attempts), tc.wantStatus, tc.attempts)
+			}
+			if diff := cmp.Diff(tc.wantStats, stats(t, s)); diff != "" {
+				t.Errorf("stats (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestTransitionErrors(t *testing.T) {
+	s, _, _ := setup(t)
+	ctx := context.Background()
+	if _, err := s.Start(ctx, "missing", attempt(1, job.OutcomeRunning, "")); !errorsIs(err, store.ErrNotFound) {
+		t.Errorf("Start of a missing job: %v, want ErrNotFound", err)
+	}
+	if _, _, err := s.Create(ctx, "j", job.Request{Function: "fail"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []step{start(1), finish(1, job.OutcomeFailed)} {
+		if _, err := st.apply(s, "j"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Finish(ctx, "j", attempt(1, job.OutcomeSucceeded, "")); !errorsIs(err, store.ErrTransition) {
+		t.Errorf("succeeding an attempt that failed: %v, want ErrTransition", err)
+	}
+}
+
+// TestConcurrentRedelivery delivers one job's whole life 50 times at once, as
+// a Broker that redelivers eagerly would, and checks that every counter
+// reads as if it had been delivered once.
+func TestConcurrentRedelivery(t *testing.T) {
+	s, _, _ := setup(t)
+	life := []step{start(1), finish(1, job.OutcomeFailed), start(2), finish(2, job.OutcomeFailed), start(3), finish(3, job.OutcomeSucceeded)}
+	var wg sync.WaitGroup
+	errs := make(chan error, 50*len(life))
+	moved := make(chan bool, 50*len(life))
+	for range 50 {
+		wg.Go(func() {
+			if _, _, err := s.Create(context.Background(), "j", job.Request{Function: "flaky"}, ""); err != nil {
+				errs <- err
+			}
+			for _, st := range life {
+				ok, err := st.apply(s, "j")
+				if err != nil && !errorsIs(err, store.ErrTransition) {
+					errs <- fmt.Errorf("%s: %w", st.name, err)
+				}
+				moved <- ok
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	close(moved)
+	for err := range errs {
+		t.Error(err)
+	}
+	n := 0
+	for ok := range moved {
+		if ok {
+			n++
+		}
+	}
+	if n > len(life) {
+		t.Errorf("%d moves took effect, at most %d may", n, len(life))
+	}
+	if diff := cmp.Diff(job.Stats{Succeeded: 1, Retries: 2}, stats(t, s)); diff != "" {
+		t.Errorf("stats after 50 concurrent deliveries (-want +got):\n%s", diff)
+	}
+	got, err := s.Get(context.Background(), "j")
+	if err != nil || got.Status != job.Succeeded {
+		t.Errorf("job = %s, %v; want succeeded", got.Status, err)
+	}
+}
+
+func TestRetention(t *testing.T) {
+	s, rdb, clk := setup(t)
+	ctx := context.Background()
+	if _, _, err := s.Create(ctx, "old", job.Request{Function: "echo"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if ttl := rdb.TTL(ctx, "kjobs:{kjobs}:job:old").Val(); ttl != -1 {
+		t.Errorf("a queued job expires in %v; want no expiry until it finishes", ttl)
+	}
+	for _, st := range []step{start(1), finish(1, job.OutcomeSucceeded)} {
+		if _, err := st.apply(s, "old"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ttl := rdb.TTL(ctx, "kjobs:{kjobs}:job:old").Val(); ttl <= 0 || ttl > retention {
+		t.Errorf("a finished job expires in %v; want within %v", ttl, retention)
+	}
+	// Past the retention the index entry is trimmed by the next create,
+	// and the counters keep counting what happened.
+	clk.Add(retention + time.Minute)
+	if _, _, err := s.Create(ctx, "new", job.Request{Function: "echo"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"index", "status:succeeded"} {
+		members := rdb.ZRange(ctx, "kjobs:{kjobs}:"+key, 0, -1).Val()
+		for _, m := range members {
+			if m[14:] == "old" {
+				t.Errorf("%s still holds the expired job: %v", key, members)
+			}
+		}
+	}
+	if diff := cmp.Diff(job.Stats{Succeeded: 1, Queued: 1}, stats(t, s)); diff != "" {
+		t.Errorf("stats (-want +got):\n%s", diff)
+	}
+}
+
+func TestList(t *testing.T) {
+	s, rdb, clk := setup(t)
+	ctx := context.Background()
+	var ids []string
+	for i := range 25 {
+		id := fmt.Sprintf("job-%02d", i)
+		ids = append([]string{id}, ids...) // newest first
+		if _, _, err := s.Create(ctx, id, job.Request{Function: "echo"}, ""); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			if _, err := s.Start(ctx, id, attempt(1, job.OutcomeRunning, "")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if i%5 != 0 { // several jobs share a millisecond: the ID breaks ties
+			clk.Add(time.Millisecond)
+		}
+	}
+
+	var got []string
+	pages := 0
+	for cursor := ""; ; pages++ {
+		page, err := s.List(ctx, store.ListOptions{Limit: 10, Cursor: cursor})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range page.Jobs {
+			got = append(got, j.ID)
+		}
+		if page.Next == "" {
+			break
+		}
+		cursor = page.Next
+		// A job created between pages is newer than the cursor: it must not
+		// show up on a later page, nor shift it.
+		if pages == 0 {
+			clk.Add(time.Millisecond)
+			if _, _, err := s.Create(ctx, "zz-late", job.Request{Function: "echo"}, ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if diff := cmp.Diff(ids, got); diff != "" {
+		t.Errorf("paged IDs (-want +got):\n%s", diff)
+	}
+	if pages != 2 {
+		t.Errorf("%d further pages, want 2", pages)
+	}
+
+	running, err := s.List(ctx, store.ListOptions{Status: job.Running, Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(running.Jobs) != 13 || running.Next != "" {
+		t.Errorf("status=running listed %d jobs (next %q), want 13 and no next page", len(running.Jobs), running.Next)
+	}
+	for _, j := range running.Jobs {
+		if j.Status != job.Running {
+			t.Errorf("status=running listed %s in %s", j.ID, j.Status)
+		}
+	}
+
+	for _, bad := range []string{"!!", "bm9wZQ", "MTIzOmFiYw"} {
+		if _, err := s.List(ctx, store.ListOptions{Cursor: bad}); !errorsIs(err, store.ErrBadCursor) {
+			t.Errorf("List(cursor %q) error = %v, want ErrBadCursor", bad, err)
+		}
+	}
+
+	// A record that expired is skipped, not returned empty.
+	rdb.Del(ctx, "kjobs:{kjobs}:job:"+ids[0])
+	page, err := s.List(ctx, store.ListOptions{Limit: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range page.Jobs {
+		if j.ID == ids[0] || j.ID == "" {
+			t.Errorf("List returned an expired job: %+v", j)
+		}
+	}
+}

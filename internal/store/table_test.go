@@ -1,0 +1,72 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/kjobs/kjobs/internal/job"
+)
+
+// TestTransitionTable checks the transition script against job.CanMove for
+// every pair of statuses, so that the Lua table and the Go table cannot
+// drift apart.
+func TestTransitionTable(t *testing.T) {
+	s, _, _ := setup(t)
+	ctx := context.Background()
+	// reach puts a new job in a status, at attempt 1.
+	reach := map[job.Status][]step{
+		job.Queued:    nil,
+		job.Running:   {start(1)},
+		job.Retrying:  {start(1), finish(1, job.OutcomeFailed)},
+		job.Succeeded: {start(1), finish(1, job.OutcomeSucceeded)},
+		job.Failed:    {deadLetter()},
+	}
+	// moveTo asks for a status, for attempt 1 where an attempt is involved;
+	// running means the next attempt, which after a retry is attempt 2.
+	moveTo := map[job.Status]step{
+		job.Running:   start(1),
+		job.Retrying:  finish(1, job.OutcomeFailed),
+		job.Succeeded: finish(1, job.OutcomeSucceeded),
+		job.Failed:    deadLetter(),
+	}
+	for _, from := range job.Statuses {
+		for to, st := range moveTo {
+			if from == job.Retrying && to == job.Running {
+				st = start(2)
+			}
+			// A finish for an attempt that never started starts it first, so
+			// from queued it may go where running may.
+			allowed := from.CanMove(to) || (from == job.Queued && to != job.Running && job.Running.CanMove(to))
+			t.Run(string(from)+"->"+string(to), func(t *testing.T) {
+				id := string(from) + "-" + string(to)
+				if _, _, err := s.Create(ctx, id, job.Request{Function: "echo"}, ""); err != nil {
+					t.Fatal(err)
+				}
+				for _, r := range reach[from] {
+					if _, err := r.apply(s, id); err != nil {
+						t.Fatal(err)
+					}
+				}
+				moved, err := st.apply(s, id)
+				got, gerr := s.Get(ctx, id)
+				if gerr != nil {
+					t.Fatal(gerr)
+				}
+				switch {
+				case allowed:
+					if err != nil || !moved || got.Status != to {
+						t.Errorf("allowed move: moved=%v err=%v status=%s", moved, err, got.Status)
+					}
+				case from == to || from.Terminal():
+					if err != nil || moved || got.Status != from {
+						t.Errorf("repeated or terminal move must be a no-op: moved=%v err=%v status=%s", moved, err, got.Status)
+					}
+				default:
+					if moved || got.Status != from {
+						t.Errorf("forbidden move happened: moved=%v err=%v status=%s", moved, err, got.Status)
+					}
+				}
+			})
+		}
+	}
+}

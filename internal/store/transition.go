@@ -1,0 +1,187 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/kjobs/kjobs/internal/job"
+)
+
+// transitionScript moves a job through its state machine, the same table as
+// job.Status.CanMove. A move is keyed by attempt number, which makes every
+// move idempotent: a move for an older attempt, or one already made, is a
+// no-op that changes no counter.
+//
+// An attempt number above the current one first starts that attempt
+// (status running, retries += the attempts it adds beyond the first), so a
+// dispatcher that crashed between steps still leaves exact counters.
+//
+// KEYS[1] job hash, KEYS[2] stats, KEYS[3..7] status ZSETs for queued,
+// running, retrying, succeeded, failed.
+// ARGV[1] target status, ARGV[2] attempt number (0: not about one attempt,
+// as from the dead-letter sink), ARGV[3] the attempt as JSON or "",
+// ARGV[4] now (Unix ms), ARGV[5] the job's error or "", ARGV[6] retention (s).
+//
+// Returns 1 when moved, 0 for a no-op, -1 when the job does not exist, -2
+// when the state machine forbids the move.
+var transitionScript = redis.NewScript(`
+local sets = {queued = KEYS[3], running = KEYS[4], retrying = KEYS[5], succeeded = KEYS[6], failed = KEYS[7]}
+local allowed = {
+  queued = {running = true, failed = true},
+  running = {retrying = true, succeeded = true, failed = true},
+  retrying = {running = true, failed = true},
+}
+local to, n = ARGV[1], tonumber(ARGV[2])
+local rec = redis.call("HMGET", KEYS[1], "status", "attempt", "member")
+local status, cur, m = rec[1], tonumber(rec[2]), rec[3]
+if not status then return -1 end
+if allowed[status] == nil then return 0 end
+
+local function move(next)
+  if next == status then return end
+  redis.call("ZREM", sets[status], m)
+  redis.call("ZADD", sets[next], 0, m)
+  redis.call("HINCRBY", KEYS[2], status, -1)
+  redis.call("HINCRBY", KEYS[2], next, 1)
+  redis.call("HSET", KEYS[1], "status", next)
+  status = next
+end
+
+if n > 0 then
+  if n < cur then return 0 end
+  if n > cur then
+    local added = n - math.max(cur, 1)
+    if added > 0 then redis.call("HINCRBY", KEYS[2], "retries", added) end
+    move("running")
+    redis.call("HSET", KEYS[1], "attempt", n)
+  elseif to == "running" then
+    return 0
+  end
+end
+if to ~= "running" then
+  if status == to then return 0 end
+  if not allowed[status][to] then return -2 end
+  move(to)
+end
+if n > 0 and ARGV[3] ~= "" then
+  redis.call("HSET", KEYS[1], "a:" .. n, ARGV[3])
+end
+redis.call("HSET", KEYS[1], "updatedAt", ARGV[4])
+if ARGV[5] ~= "" then redis.call("HSET", KEYS[1], "error", ARGV[5]) end
+if to == "succeeded" or to == "failed" then
+  redis.call("EXPIRE", KEYS[1], ARGV[6])
+end
+return 1
+`)
+
+// Start records that attempt a.Attempt is running. It reports whether the
+// job moved; a repeated Start of one attempt is a no-op.
+func (s *Store) Start(ctx context.Context, id string, a job.Attempt) (bool, error) {
+	return s.transition(ctx, "store.Start", id, job.Running, a, "")
+}
+
+// Finish records how attempt a ended: a succeeded attempt makes the job
+// succeeded, a failed one makes it retrying, for the Broker to deliver its
+// event again. It reports whether the job moved.
+func (s *Store) Finish(ctx context.Context, id string, a job.Attempt) (bool, error) {
+	to := job.Retrying
+	if a.Outcome == job.OutcomeSucceeded {
+		to = job.Succeeded
+	}
+	return s.transition(ctx, "store.Finish", id, to, a, "")
+}
+
+// Fail marks a job failed for good, with reason as its error: the
+// dead-letter sink gave up on it. It reports whether the job moved; a
+// finished job stays as it is.
+func (s *Store) Fail(ctx context.Context, id, reason string) (bool, error) {
+	return s.transition(ctx, "store.Fail", id, job.Failed, job.Attempt{}, reason)
+}
+
+func (s *Store) transition(ctx context.Context, op, id string, to job.Status, a job.Attempt, reason string) (bool, error) {
+	var attemptJSON []byte
+	if a.Attempt > 0 {
+		var err error
+		if attemptJSON, err = json.Marshal(a); err != nil {
+			return false, fmt.Errorf("%s: %w", op, err)
+		}
+	}
+	keys := append([]string{jobKey(id), statsKey()}, statusKeys()...)
+	res, err := transitionScript.Run(ctx, s.rdb, keys,
+		string(to), a.Attempt, attemptJSON, s.now().UnixMilli(), reason, int64(s.retention/time.Second)).Int()
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", op, err)
+	}
+	switch res {
+	case -1:
+		return false, fmt.Errorf("%s %s: %w", op, id, ErrNotFound)
+	case -2:
+		return false, fmt.Errorf("%s %s to %s for attempt %d: %w", op, id, to, a.Attempt, ErrTransition)
+	}
+	return res == 1, nil
+}
+
+// Get returns a job with every attempt.
+func (s *Store) Get(ctx context.Context, id string) (job.Job, error) {
+	fields, err := s.rdb.HGetAll(ctx, jobKey(id)).Result()
+	if err != nil {
+		return job.Job{}, fmt.Errorf("store.Get: %w", err)
+	}
+	if len(fields) == 0 {
+		return job.Job{}, fmt.Errorf("store.Get %s: %w", id, ErrNotFound)
+	}
+	j, err := decodeJob(fields)
+	if err != nil {
+		return job.Job{}, fmt.Errorf("store.Get %s: %w", id, err)
+	}
+	return j, nil
+}
+
+func decodeJob(f map[string]string) (job.Job, error) {
+	j := job.Job{
+		ID:       f["id"],
+		Function: f["function"],
+		Status:   job.Status(f["status"]),
+		Schedule: f["schedule"],
+		Error:    f["error"],
+		Attempts: []job.Attempt{},
+	}
+	if err := json.Unmarshal([]byte(f["args"]), &j.Args); err != nil {
+		return job.Job{}, fmt.Errorf("decoding args: %w", err)
+	}
+	created, _ := strconv.ParseInt(f["createdAt"], 10, 64)
+	updated, _ := strconv.ParseInt(f["updatedAt"], 10, 64)
+	j.CreatedAt, j.UpdatedAt = time.UnixMilli(created), time.UnixMilli(updated)
+	n, _ := strconv.Atoi(f["attempt"])
+	for i := 1; i <= n; i++ {
+		raw, ok := f["a:"+strconv.Itoa(i)]
+		if !ok {
+			continue // an attempt the dispatcher skipped while it was down
+		}
+		var a job.Attempt
+		if err := json.Unmarshal([]byte(raw), &a); err != nil {
+			return job.Job{}, fmt.Errorf("decoding attempt %d: %w", i, err)
+		}
+		j.Attempts = append(j.Attempts, a)
+	}
+	return j, nil
+}
+
+// Stats returns the counters. It reads one hash, whatever the number of jobs.
+func (s *Store) Stats(ctx context.Context) (job.Stats, error) {
+	v, err := s.rdb.HMGet(ctx, statsKey(), "succeeded", "failed", "retries", "queued", "running", "retrying").Result()
+	if err != nil {
+		return job.Stats{}, fmt.Errorf("store.Stats: %w", err)
+	}
+	n := func(i int) int64 {
+		str, _ := v[i].(string)
+		x, _ := strconv.ParseInt(str, 10, 64)
+		return x
+	}
+	return job.Stats{Succeeded: n(0), Failed: n(1), Retries: n(2), Queued: n(3), Running: n(4), Retrying: n(5)}, nil
+}
