@@ -1,0 +1,364 @@
+// Package local is the runner of `make run`: it runs each attempt as a
+// child process of the processor binary, with the environment, exit codes
+// and termination message of a Kubernetes Job's container, so that the
+// dispatcher behaves the same with either runner.
+//
+// Attempts are kept in memory for the runner's lifetime, keyed by job ID and
+// attempt number, the way the Kubernetes runner finds its Jobs by label. A
+// child process outlives the request that started it, as a Job does, so that
+// a redelivery adopts it; Close stops the children that are still running.
+package local
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/kjobs/kjobs/internal/job"
+	"github.com/kjobs/kjobs/internal/runner"
+	"github.com/kjobs/kjobs/processor/run"
+)
+
+// Reasons of a failed attempt, as Kubernetes names them for a Job.
+const (
+	// ReasonDeadlineExceeded is an attempt stopped by its deadline.
+	ReasonDeadlineExceeded = "DeadlineExceeded"
+	// ReasonError is an attempt that failed on its own, or was stopped by
+	// Close.
+	ReasonError = "Error"
+)
+
+// gracePeriod is how long a stopped child has between SIGTERM and SIGKILL,
+// as a pod has between the two when its Job's deadline passes.
+const gracePeriod = 10 * time.Second
+
+// Config configures a Runner.
+type Config struct {
+	// Processor is the path of the processor binary. Required.
+	Processor string
+	// Deadline bounds each attempt, like a Job's activeDeadlineSeconds.
+	// Defaults to 10m.
+	Deadline time.Duration
+	// Dir is where the children's termination messages and stderr are kept
+	// while they run. Defaults to os.TempDir().
+	Dir string
+}
+
+// Runner runs attempts as child processes. It is safe for concurrent use.
+type Runner struct {
+	cfg Config
+	// life ends when Close is called; every child's context derives from it.
+	life    context.Context
+	stopAll context.CancelCauseFunc
+	wg      sync.WaitGroup
+
+	mu       sync.Mutex
+	closed   bool
+	attempts map[key]*attempt
+}
+
+type key struct {
+	jobID   string
+	attempt int
+}
+
+// attempt is one child process. rec is guarded by Runner.mu; done is closed
+// once rec holds the outcome.
+type attempt struct {
+	rec  job.Attempt
+	done chan struct{}
+}
+
+var (
+	errDeadline = errors.New("deadline exceeded")
+	errClosed   = errors.New("local runner closed")
+)
+
+var _ runner.Runner = (*Runner)(nil)
+
+// New returns a Runner for cfg, with its defaults applied.
+func New(cfg Config) *Runner {
+	if cfg.Deadline <= 0 {
+		cfg.Deadline = 10 * time.Minute
+	}
+	if cfg.Dir == "" {
+		cfg.Dir = os.TempDir()
+	}
+	life, stopAll := context.WithCancelCause(context.Background())
+	return &Runner{cfg: cfg, life: life, stopAll: stopAll, attempts: map[key]*attempt{}}
+}
+
+// Start starts the attempt's child process unless it exists, in which case
+// it adopts it, and returns the attempt as it stands. ctx only bounds the
+// call: the child keeps running after ctx ends, until it exits, its
+// deadline passes or the runner is closed.
+func (r *Runner) Start(_ context.Context, spec runner.Spec) (job.Attempt, error) {
+	// The same checks as the Kubernetes runner's, whose Job names need
+	// them, so that the two runners accept the same attempts.
+	if err := job.ValidateID(spec.JobID); err != nil {
+		return job.Attempt{}, fmt.Errorf("local.Start: %w", err)
+	}
+	if spec.Attempt < 1 {
+		return job.Attempt{}, fmt.Errorf("local.Start: attempt %d of job %s: attempt numbers start at 1", spec.Attempt, spec.JobID)
+	}
+	// The lock is held while the child starts, so that concurrent calls for
+	// one attempt start it once; forking takes milliseconds.
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	k := key{spec.JobID, spec.Attempt}
+	if a, ok := r.attempts[k]; ok {
+		return snapshot(a.rec), nil
+	}
+	if r.closed {
+		return job.Attempt{}, fmt.Errorf("local.Start: %w", errClosed)
+	}
+	a, err := r.start(spec)
+	if err != nil {
+		return job.Attempt{}, fmt.Errorf("local.Start: %s: %w", runner.Name(spec.JobID, spec.Attempt), err)
+	}
+	r.attempts[k] = a
+	return snapshot(a.rec), nil
+}
+
+// start launches the child of spec and the goroutine that awaits it.
+func (r *Runner) start(spec runner.Spec) (*attempt, error) {
+	if r.cfg.Processor == "" {
+		return nil, errors.New("Config.Processor is empty; set it to the processor binary's path")
+	}
+	args := spec.Args
+	if args == nil {
+		args = job.Args{}
+	}
+	argsJSON, err := json.Marshal(args)
+	if err != nil {
+		return nil, err
+	}
+	// The child writes its termination message and stderr to files rather
+	// than pipes, so that a grandchild holding them open cannot delay the
+	// attempt's end.
+	termLog, err := os.CreateTemp(r.cfg.Dir, "kjobs-*.termination-log")
+	if err != nil {
+		return nil, err
+	}
+	termLog.Close()
+	stderr, err := os.CreateTemp(r.cfg.Dir, "kjobs-*.stderr")
+	if err != nil {
+		os.Remove(termLog.Name())
+		return nil, err
+	}
+
+	ctx, cancel := context.WithTimeoutCause(r.life, r.cfg.Deadline, errDeadline)
+	cmd := exec.CommandContext(ctx, r.cfg.Processor)
+	// The contract's environment plus what a program needs to run, and
+	// nothing else: the parent's secrets, such as REDIS_URL, stay in it.
+	cmd.Env = []string{
+		run.EnvFunction + "=" + spec.Function,
+		run.EnvArgs + "=" + string(argsJSON),
+		run.EnvJobID + "=" + spec.JobID,
+		run.EnvAttempt + "=" + strconv.Itoa(spec.Attempt),
+		run.EnvTerminationLog + "=" + termLog.Name(),
+	}
+	for _, name := range []string{"PATH", "HOME"} {
+		if v, ok := os.LookupEnv(name); ok {
+			cmd.Env = append(cmd.Env, name+"="+v)
+		}
+	}
+	cmd.Stderr = stderr
+	// A group of its own lets the deadline stop whatever the child started,
+	// as deleting a pod does, and keeps a terminal's Ctrl-C to the runner.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
+	cmd.WaitDelay = gracePeriod
+
+	err = cmd.Start()
+	stderr.Close() // the child has its own descriptor
+	if err != nil {
+		cancel()
+		removeAll([]string{termLog.Name(), stderr.Name()})
+		return nil, err
+	}
+	a := &attempt{
+		rec: job.Attempt{
+			Attempt:   spec.Attempt,
+			Job:       runner.Name(spec.JobID, spec.Attempt),
+			StartedAt: time.Now().UTC(),
+			Outcome:   job.OutcomeRunning,
+		},
+		done: make(chan struct{}),
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer cancel()
+		r.await(ctx, cmd, a, termLog.Name(), stderr.Name())
+	}()
+	return a, nil
+}
+
+// await waits for the child of a to exit and records how it ended.
+func (r *Runner) await(ctx context.Context, cmd *exec.Cmd, a *attempt, termLog, stderr string) {
+	waitErr := cmd.Wait()
+	// Whatever the child left behind in its group goes with it, as a pod's
+	// processes go with its container.
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	finished := time.Now().UTC()
+	code := exitCode(cmd.ProcessState)
+
+	outcome, reason := job.OutcomeSucceeded, ""
+	msg := readHead(termLog, run.MaxMessage)
+	if code != 0 {
+		outcome, reason = job.OutcomeFailed, ReasonError
+		if errors.Is(context.Cause(ctx), errDeadline) {
+			reason = ReasonDeadlineExceeded
+		}
+		// Like a pod's terminationMessagePolicy FallbackToLogsOnError: a
+		// failure without a message is explained by the end of its log, or
+		// else by how the child ended.
+		if msg == "" {
+			msg = readTail(stderr, run.MaxMessage)
+		}
+		if msg == "" {
+			msg = describe(waitErr, context.Cause(ctx), r.cfg.Deadline)
+		}
+	}
+	removeAll([]string{termLog, stderr})
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	a.rec.FinishedAt = &finished
+	a.rec.ExitCode = &code
+	a.rec.Outcome = outcome
+	a.rec.Reason = reason
+	a.rec.Message = msg
+	close(a.done)
+}
+
+// Attempts returns every attempt of jobID this runner started, ordered by
+// attempt number.
+func (r *Runner) Attempts(_ context.Context, jobID string) ([]job.Attempt, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	list := make([]job.Attempt, 0, 1)
+	for k, a := range r.attempts {
+		if k.jobID == jobID {
+			list = append(list, snapshot(a.rec))
+		}
+	}
+	slices.SortFunc(list, func(x, y job.Attempt) int { return x.Attempt - y.Attempt })
+	return list, nil
+}
+
+// Wait blocks until the attempt's child has exited, or ctx is done, and
+// returns the attempt as it stands. It returns runner.ErrNotFound for an
+// attempt this runner never started.
+func (r *Runner) Wait(ctx context.Context, jobID string, n int) (job.Attempt, error) {
+	r.mu.Lock()
+	a, ok := r.attempts[key{jobID, n}]
+	r.mu.Unlock()
+	if !ok {
+		return job.Attempt{}, fmt.Errorf("local.Wait: %s: %w", runner.Name(jobID, n), runner.ErrNotFound)
+	}
+	var err error
+	select {
+	case <-a.done:
+	case <-ctx.Done():
+		err = fmt.Errorf("local.Wait: %s: %w", runner.Name(jobID, n), ctx.Err())
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return snapshot(a.rec), err
+}
+
+// Close stops every running child, SIGTERM first and SIGKILL after a grace
+// period, and returns once all have exited. Start fails after Close.
+func (r *Runner) Close() {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	r.stopAll(errClosed)
+	r.wg.Wait()
+}
+
+// snapshot copies rec, so that callers cannot change the runner's record
+// through its pointers.
+func snapshot(rec job.Attempt) job.Attempt {
+	if rec.FinishedAt != nil {
+		t := *rec.FinishedAt
+		rec.FinishedAt = &t
+	}
+	if rec.ExitCode != nil {
+		c := *rec.ExitCode
+		rec.ExitCode = &c
+	}
+	return rec
+}
+
+// exitCode returns the child's exit code, or 128 plus the signal that
+// killed it, as Kubernetes reports a container's.
+func exitCode(ps *os.ProcessState) int {
+	if ps == nil {
+		return -1
+	}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ps.ExitCode()
+}
+
+// describe says why a child that left no message failed.
+func describe(waitErr, cause error, deadline time.Duration) string {
+	switch {
+	case errors.Is(cause, errDeadline):
+		return fmt.Sprintf("stopped after its deadline of %s: %v", deadline, waitErr)
+	case errors.Is(cause, errClosed):
+		return fmt.Sprintf("stopped because the local runner closed: %v", waitErr)
+	}
+	return fmt.Sprint(waitErr)
+}
+
+// readHead returns at most n bytes from the start of the file at path, as
+// valid UTF-8 and trimmed, or "" when it cannot be read.
+func readHead(path string, n int64) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	b, _ := io.ReadAll(io.LimitReader(f, n))
+	// Dropping invalid bytes also drops a rune cut at the limit.
+	return strings.TrimSpace(strings.ToValidUTF8(string(b), ""))
+}
+
+// readTail returns at most n bytes from the end of the file at path, as
+// valid UTF-8 and trimmed, or "" when it cannot be read: the last lines a
+// child wrote are the likeliest to say why it failed.
+func readTail(path string, n int64) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Size() > n {
+		if _, err := f.Seek(fi.Size()-n, io.SeekStart); err != nil {
+			return ""
+		}
+	}
+	b, _ := io.ReadAll(f)
+	return strings.TrimSpace(strings.ToValidUTF8(string(b), ""))
+}
+
+func removeAll(paths []string) {
+	for _, p := range paths {
+		os.Remove(p)
+	}
+}

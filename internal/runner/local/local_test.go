@@ -1,0 +1,515 @@
+package local
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/kjobs/kjobs/internal/job"
+	"github.com/kjobs/kjobs/internal/runner"
+)
+
+// processor is the real processor binary, built once by TestMain.
+var processor string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "kjobs-local-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	processor = filepath.Join(dir, "processor")
+	// go test puts its own go first in PATH; GOFLAGS and CGO_ENABLED pass
+	// through, so the build shares the test's cache.
+	out, err := exec.Command("go", "build", "-o", processor, "github.com/kjobs/kjobs/processor").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building the processor: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// TestOutcomes runs one attempt to its end for each way an attempt ends.
+func TestOutcomes(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		function string
+		args     job.Args
+		deadline time.Duration
+		want     job.Attempt // StartedAt and FinishedAt are checked apart
+		// wantSuffix, when set, is checked instead of want.Message, for
+		// messages that hold a duration.
+		wantSuffix string
+	}{
+		{
+			name:     "success",
+			function: "echo",
+			args:     job.Args{"b": "2", "a": "1"},
+			want:     job.Attempt{Outcome: job.OutcomeSucceeded, ExitCode: ptr(0), Message: `{"a":"1","b":"2"}`},
+		},
+		{
+			name:     "failure",
+			function: "fail",
+			args:     job.Args{"message": "disk full"},
+			want:     job.Attempt{Outcome: job.OutcomeFailed, ExitCode: ptr(1), Message: "disk full", Reason: ReasonError},
+		},
+		{
+			name:     "request that can never succeed",
+			function: "resize",
+			want:     job.Attempt{Outcome: job.OutcomeFailed, ExitCode: ptr(2), Message: `unknown function "resize"; known functions: echo, fail, flaky, sample, sleep`, Reason: ReasonError},
+		},
+		{
+			name:     "deadline exceeded",
+			function: "sleep",
+			args:     job.Args{"seconds": "60"},
+			deadline: 2 * time.Second,
+			// SIGTERM reached the processor, which said so before exiting.
+			want:       job.Attempt{Outcome: job.OutcomeFailed, ExitCode: ptr(1), Reason: ReasonDeadlineExceeded},
+			wantSuffix: "of 1m0s: terminated signal received",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := setup(t, Config{Processor: processor, Deadline: tt.deadline})
+			id := jobID(t)
+			started, err := r.Start(context.Background(), runner.Spec{JobID: id, Attempt: 1, Function: tt.function, Args: tt.args})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := wait(t, r, id, 1)
+
+			if got.FinishedAt == nil || got.FinishedAt.Sub(got.StartedAt) < tt.deadline {
+				t.Errorf("Wait() ran from %v to %v, want at least the deadline %v", got.StartedAt, got.FinishedAt, tt.deadline)
+			}
+			tt.want.Attempt = 1
+			tt.want.Job = runner.Name(id, 1)
+			tt.want.StartedAt = started.StartedAt
+			tt.want.FinishedAt = got.FinishedAt
+			if tt.wantSuffix != "" && strings.HasSuffix(got.Message, tt.wantSuffix) {
+				tt.want.Message = got.Message
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("Wait() mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestStartOutlivesContext checks that an attempt keeps running when the
+// request that started it ends, so that a redelivery can adopt it.
+func TestStartOutlivesContext(t *testing.T) {
+	t.Parallel()
+	r := setup(t, Config{Processor: processor})
+	id := jobID(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	started, err := r.Start(ctx, runner.Spec{JobID: id, Attempt: 1, Function: "sleep", Args: job.Args{"seconds": "0.5"}})
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if started.Outcome != job.OutcomeRunning || started.FinishedAt != nil {
+		t.Errorf("Start() = %+v, want a running attempt", started)
+	}
+	if got := wait(t, r, id, 1); got.Outcome != job.OutcomeSucceeded || got.Message != "slept 500ms" {
+		t.Errorf("Wait() = %+v, want succeeded with message %q", got, "slept 500ms")
+	}
+	// Adopting a finished attempt returns its outcome and starts nothing.
+	again, err := r.Start(context.Background(), runner.Spec{JobID: id, Attempt: 1, Function: "sleep", Args: job.Args{"seconds": "0.5"}})
+	if err != nil || again.Outcome != job.OutcomeSucceeded || !again.StartedAt.Equal(started.StartedAt) {
+		t.Errorf("Start() again = %+v, %v; want the finished attempt", again, err)
+	}
+}
+
+// TestConcurrentStart checks that concurrent deliveries of one attempt
+// start one process and all adopt it.
+func TestConcurrentStart(t *testing.T) {
+	t.Parallel()
+	r := setup(t, Config{Processor: processor})
+	id := jobID(t)
+	spec := runner.Spec{JobID: id, Attempt: 1, Function: "sleep", Args: job.Args{"seconds": "60"}}
+
+	const calls = 20
+	got := make([]job.Attempt, calls)
+	var wg sync.WaitGroup
+	for i := range calls {
+		wg.Go(func() {
+			var err error
+			if got[i], err = r.Start(context.Background(), spec); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	for i, a := range got {
+		if diff := cmp.Diff(got[0], a); diff != "" {
+			t.Errorf("Start() call %d returned another attempt (-first +this):\n%s", i, diff)
+		}
+	}
+	if list, _ := r.Attempts(context.Background(), id); len(list) != 1 {
+		t.Errorf("Attempts() = %d attempts, want 1", len(list))
+	}
+	if pids := children(t, id); len(pids) != 1 {
+		t.Errorf("%d processes run attempt 1 (pids %v), want 1", len(pids), pids)
+	}
+}
+
+// TestEnvironment checks that a child gets the contract's environment plus
+// PATH and HOME, and none of the parent's other variables.
+func TestEnvironment(t *testing.T) {
+	t.Setenv("REDIS_URL", "redis://:secret@redis:6379")
+	t.Setenv("HOME", t.TempDir())
+	r := setup(t, Config{Processor: processor})
+	id := jobID(t)
+	if _, err := r.Start(context.Background(), runner.Spec{JobID: id, Attempt: 3, Function: "sleep", Args: job.Args{"seconds": "60"}}); err != nil {
+		t.Fatal(err)
+	}
+	pids := children(t, id)
+	if len(pids) != 1 {
+		t.Fatalf("%d processes run the attempt, want 1", len(pids))
+	}
+	env := environ(t, pids[0])
+	termLog := env["KJOBS_TERMINATION_LOG"]
+	want := map[string]string{
+		"KJOBS_FUNCTION":        "sleep",
+		"KJOBS_ARGS":            `{"seconds":"60"}`,
+		"KJOBS_JOB_ID":          id,
+		"KJOBS_ATTEMPT":         "3",
+		"KJOBS_TERMINATION_LOG": termLog,
+		"PATH":                  os.Getenv("PATH"),
+		"HOME":                  os.Getenv("HOME"),
+	}
+	if diff := cmp.Diff(want, env); diff != "" {
+		t.Errorf("child environment mismatch (-want +got):\n%s", diff)
+	}
+	if filepath.Dir(termLog) != r.cfg.Dir {
+		t.Errorf("termination log %s is not in Config.Dir %s", termLog, r.cfg.Dir)
+	}
+}
+
+// TestClose checks that Close stops running children and that the runner
+// starts nothing after it.
+func TestClose(t *testing.T) {
+	t.Parallel()
+	r := setup(t, Config{Processor: processor})
+	id := jobID(t)
+	spec := runner.Spec{JobID: id, Attempt: 1, Function: "sleep", Args: job.Args{"seconds": "60"}}
+	if _, err := r.Start(context.Background(), spec); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	if pids := children(t, id); len(pids) != 0 {
+		t.Errorf("processes %v still run after Close", pids)
+	}
+	got := wait(t, r, id, 1)
+	if got.Outcome != job.OutcomeFailed || got.Reason != ReasonError || got.Message == "" {
+		t.Errorf("Wait() after Close = %+v, want failed with reason %s and a message", got, ReasonError)
+	}
+	spec.Attempt = 2
+	if _, err := r.Start(context.Background(), spec); !errors.Is(err, errClosed) {
+		t.Errorf("Start() after Close = %v, want %v", err, errClosed)
+	}
+}
+
+func TestWait(t *testing.T) {
+	t.Parallel()
+	r := setup(t, Config{Processor: processor})
+	id := jobID(t)
+
+	if _, err := r.Wait(context.Background(), id, 1); !errors.Is(err, runner.ErrNotFound) {
+		t.Errorf("Wait() for an attempt never started = %v, want %v", err, runner.ErrNotFound)
+	}
+
+	if _, err := r.Start(context.Background(), runner.Spec{JobID: id, Attempt: 1, Function: "sleep", Args: job.Args{"seconds": "60"}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	got, err := r.Wait(ctx, id, 1)
+	if !errors.Is(err, context.DeadlineExceeded) || got.Outcome != job.OutcomeRunning {
+		t.Errorf("Wait() with a short context = %+v, %v; want the running attempt and %v", got, err, context.DeadlineExceeded)
+	}
+}
+
+func TestAttempts(t *testing.T) {
+	t.Parallel()
+	r := setup(t, Config{Processor: processor})
+	id := jobID(t)
+	for _, n := range []int{3, 1, 2} {
+		if _, err := r.Start(context.Background(), runner.Spec{JobID: id, Attempt: n, Function: "flaky", Args: job.Args{"failures": "2"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := r.Start(context.Background(), runner.Spec{JobID: id + "-other", Attempt: 1, Function: "echo"}); err != nil {
+		t.Fatal(err)
+	}
+	for n := 1; n <= 3; n++ {
+		wait(t, r, id, n)
+	}
+	wait(t, r, id+"-other", 1)
+
+	list, err := r.Attempts(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type summary struct {
+		Attempt int
+		Job     string
+		Outcome job.Outcome
+		Message string
+	}
+	want := []summary{
+		{1, runner.Name(id, 1), job.OutcomeFailed, "attempt 1 failed on purpose (failures=2)"},
+		{2, runner.Name(id, 2), job.OutcomeFailed, "attempt 2 failed on purpose (failures=2)"},
+		{3, runner.Name(id, 3), job.OutcomeSucceeded, "attempt 3 succeeded (failures=2)"},
+	}
+	var got []summary
+	for _, a := range list {
+		got = append(got, summary{a.Attempt, a.Job, a.Outcome, a.Message})
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Attempts() mismatch (-want +got):\n%s", diff)
+	}
+	if list, _ := r.Attempts(context.Background(), "unknown"); len(list) != 0 {
+		t.Errorf("Attempts() of an unknown job = %+v, want none", list)
+	}
+}
+
+func TestStartInvalid(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		cfg  Config
+		spec runner.Spec
+		want string
+	}{
+		{"no job ID", Config{Processor: processor}, runner.Spec{Attempt: 1, Function: "echo"}, `local.Start: id: "" is not a job ID: use at most 48 lower-case letters, digits and '-', such as a UUID`},
+		{"job ID not a name", Config{Processor: processor}, runner.Spec{JobID: "../J", Attempt: 1, Function: "echo"}, `local.Start: id: "../J" is not a job ID: use at most 48 lower-case letters, digits and '-', such as a UUID`},
+		{"attempt 0", Config{Processor: processor}, runner.Spec{JobID: "j", Function: "echo"}, "local.Start: attempt 0 of job j: attempt numbers start at 1"},
+		{"no processor", Config{}, runner.Spec{JobID: "j", Attempt: 1, Function: "echo"}, "local.Start: kjobs-j-1: Config.Processor is empty; set it to the processor binary's path"},
+		{"missing processor", Config{Processor: "/nonexistent/processor"}, runner.Spec{JobID: "j", Attempt: 1, Function: "echo"}, "local.Start: kjobs-j-1: fork/exec /nonexistent/processor: no such file or directory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := setup(t, tt.cfg)
+			_, err := r.Start(context.Background(), tt.spec)
+			if err == nil || err.Error() != tt.want {
+				t.Errorf("Start() = %v, want %q", err, tt.want)
+			}
+			// A failed start leaves nothing behind to adopt.
+			if list, _ := r.Attempts(context.Background(), tt.spec.JobID); len(list) != 0 {
+				t.Errorf("Attempts() = %+v after a failed Start, want none", list)
+			}
+		})
+	}
+}
+
+// TestProcessGroup uses shell scripts as the processor to check what a
+// child's own children get: they are stopped with it, at the deadline and
+// when it exits, as a pod's processes are. Each script writes its
+// background sleep's pid as its termination message.
+func TestProcessGroup(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		script   string
+		deadline time.Duration
+		want     job.Outcome
+		reason   string
+	}{
+		{"deadline", `sleep 300 & echo $! > "$KJOBS_TERMINATION_LOG"; wait`, time.Second, job.OutcomeFailed, ReasonDeadlineExceeded},
+		{"exit", `sleep 300 & echo $! > "$KJOBS_TERMINATION_LOG"; exit 0`, 0, job.OutcomeSucceeded, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := setup(t, Config{Processor: script(t, tt.script), Deadline: tt.deadline})
+			id := jobID(t)
+			if _, err := r.Start(context.Background(), runner.Spec{JobID: id, Attempt: 1}); err != nil {
+				t.Fatal(err)
+			}
+			got := wait(t, r, id, 1)
+			if got.Outcome != tt.want || got.Reason != tt.reason {
+				t.Errorf("Wait() = %+v, want outcome %s, reason %q", got, tt.want, tt.reason)
+			}
+			pid, err := strconv.Atoi(got.Message)
+			if err != nil {
+				t.Fatalf("termination message %q is not the background sleep's pid", got.Message)
+			}
+			waitFor(t, func() bool { return !alive(pid) })
+		})
+	}
+}
+
+// TestMessageFallback checks the message of a child that wrote no
+// termination message: on failure the end of its stderr, else how it ended;
+// on success none.
+func TestMessageFallback(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("x", 5000)
+	tests := []struct {
+		name     string
+		script   string
+		deadline time.Duration
+		want     job.Attempt
+	}{
+		{
+			name:   "stderr tail",
+			script: `echo "` + long + `" >&2; echo "panic: out of memory" >&2; exit 3`,
+			want:   job.Attempt{Outcome: job.OutcomeFailed, ExitCode: ptr(3), Reason: ReasonError, Message: long[:4096-len("\npanic: out of memory\n")] + "\npanic: out of memory"},
+		},
+		{
+			name:   "success without a message",
+			script: `echo "some log line" >&2`,
+			want:   job.Attempt{Outcome: job.OutcomeSucceeded, ExitCode: ptr(0)},
+		},
+		{
+			name:   "killed",
+			script: `kill -KILL $$`,
+			want:   job.Attempt{Outcome: job.OutcomeFailed, ExitCode: ptr(137), Reason: ReasonError, Message: "signal: killed"},
+		},
+		{
+			name:     "deadline without a message",
+			script:   `exec sleep 300`,
+			deadline: 500 * time.Millisecond,
+			want:     job.Attempt{Outcome: job.OutcomeFailed, ExitCode: ptr(143), Reason: ReasonDeadlineExceeded, Message: "stopped after its deadline of 500ms: signal: terminated"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := setup(t, Config{Processor: script(t, tt.script), Deadline: tt.deadline})
+			id := jobID(t)
+			if _, err := r.Start(context.Background(), runner.Spec{JobID: id, Attempt: 1}); err != nil {
+				t.Fatal(err)
+			}
+			got := wait(t, r, id, 1)
+			tt.want.Attempt, tt.want.Job = 1, runner.Name(id, 1)
+			tt.want.StartedAt, tt.want.FinishedAt = got.StartedAt, got.FinishedAt
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("Wait() mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// setup returns a Runner for cfg whose Dir is the test's own; when the test
+// ends it closes the runner and checks that no file was left in Dir.
+func setup(t *testing.T, cfg Config) *Runner {
+	t.Helper()
+	cfg.Dir = t.TempDir()
+	r := New(cfg)
+	t.Cleanup(func() {
+		r.Close()
+		if left, _ := os.ReadDir(cfg.Dir); len(left) != 0 {
+			t.Errorf("files left in Config.Dir after the attempts ended: %v", left)
+		}
+	})
+	return r
+}
+
+var lastID atomic.Int64
+
+// jobID returns a valid job ID unique to the test, to find its processes
+// by.
+func jobID(*testing.T) string {
+	return fmt.Sprintf("local-test-%d-%d", os.Getpid(), lastID.Add(1))
+}
+
+func wait(t *testing.T, r *Runner, jobID string, n int) job.Attempt {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a, err := r.Wait(ctx, jobID, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// waitFor polls cond for up to 30 seconds.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met after 30s")
+		}
+	}
+}
+
+// children returns the pids of the live processes whose environment has
+// KJOBS_JOB_ID=jobID: the operating system's own count of an attempt's
+// processes.
+func children(t *testing.T, jobID string) []int {
+	t.Helper()
+	paths, err := filepath.Glob("/proc/[0-9]*/environ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil || !bytes.Contains(b, []byte("\x00KJOBS_JOB_ID="+jobID+"\x00")) && !bytes.HasPrefix(b, []byte("KJOBS_JOB_ID="+jobID+"\x00")) {
+			continue
+		}
+		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+		if alive(pid) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// alive reports whether pid is a process that has not exited: a zombie
+// waiting to be reaped has.
+func alive(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the command name, which is in parentheses.
+	i := bytes.LastIndexByte(stat, ')')
+	return i >= 0 && i+2 < len(stat) && stat[i+2] != 'Z' && stat[i+2] != 'X'
+}
+
+func environ(t *testing.T, pid int) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	for _, kv := range strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00") {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	return env
+}
+
+// script writes body as an executable shell script and returns its path.
+func script(t *testing.T, body string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "processor.sh")
+	if err := os.WriteFile(path, []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func ptr[T any](v T) *T { return &v }
