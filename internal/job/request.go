@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"strings"
 )
 
 // Request is what asks for a job: the data of a dev.kjobs.job.requested
@@ -56,13 +57,8 @@ func DecodeRequest(r io.Reader) (Request, error) {
 		req.Function = DefaultFunction
 		return req, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return Request{}, describeJSONError(err)
-	}
-	if dec.More() {
-		return Request{}, &FieldError{Field: "body", Detail: "unexpected data after the JSON object"}
+	if err := DecodeJSON(data, &req); err != nil {
+		return Request{}, err
 	}
 	if req.Function == "" {
 		req.Function = DefaultFunction
@@ -90,6 +86,21 @@ func (r Request) Validate() error {
 	return nil
 }
 
+// DecodeJSON decodes one JSON value into v strictly: unknown fields,
+// trailing data and values of the wrong type are *FieldError that say what
+// to fix. The API decodes every request body with it.
+func DecodeJSON(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return describeJSONError(err)
+	}
+	if dec.More() {
+		return &FieldError{Field: "body", Detail: "unexpected data after the JSON object"}
+	}
+	return nil
+}
+
 func describeJSONError(err error) error {
 	var typeErr *json.UnmarshalTypeError
 	var syntaxErr *json.SyntaxError
@@ -100,10 +111,14 @@ func describeJSONError(err error) error {
 			field = "body"
 		}
 		want := typeErr.Type.String()
-		switch want {
-		case "job.Args":
+		switch {
+		case want == "job.Args":
 			want = "an object of string values"
-		case "string":
+		case want == "string" && field == "args":
+			// encoding/json names the map, not the key, for a value of
+			// the wrong type.
+			want = "a string for every argument"
+		case want == "string":
 			want = "a string"
 		}
 		return &FieldError{Field: field, Detail: fmt.Sprintf("got a JSON %s, want %s", typeErr.Value, want)}
@@ -113,7 +128,11 @@ func describeJSONError(err error) error {
 		return &FieldError{Field: "body", Detail: "malformed JSON: unexpected end of input"}
 	}
 	if msg := err.Error(); len(msg) > len("json: unknown field ") && msg[:len("json: unknown field ")] == "json: unknown field " {
-		return &FieldError{Field: msg[len("json: unknown field "):], Detail: "unknown field; a job request has function, args and schedule"}
+		name := strings.Trim(msg[len("json: unknown field "):], `"`)
+		if name == "" {
+			name = `""`
+		}
+		return &FieldError{Field: name, Detail: "unknown field"}
 	}
 	return &FieldError{Field: "body", Detail: err.Error()}
 }

@@ -1,0 +1,152 @@
+// Package api serves the kjobs HTTP API: jobs are accepted, recorded in
+// Redis and handed to the Broker as events; schedules are kept by a
+// schedule.Store; every error is an RFC 9457 problem.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/kjobs/kjobs/internal/event"
+	"github.com/kjobs/kjobs/internal/problem"
+	"github.com/kjobs/kjobs/internal/schedule"
+	"github.com/kjobs/kjobs/internal/store"
+)
+
+// MaxBody caps a request body; a larger one is answered 413.
+const MaxBody = 64 << 10
+
+// Config is what the API needs.
+type Config struct {
+	// Store keeps jobs. Required.
+	Store *store.Store
+	// Sender hands job events to the Broker. Required.
+	Sender event.Sender
+	// Schedules keeps schedules. Required.
+	Schedules schedule.Store
+	// Auth checks bearer tokens; nil serves every route without one, which
+	// only the local stack on loopback does.
+	Auth *Tokens
+	// Registry gets the API's metrics and is served on /metrics. Defaults
+	// to a new registry.
+	Registry *prometheus.Registry
+	// Log defaults to slog.Default().
+	Log *slog.Logger
+	// Now defaults to time.Now.
+	Now func() time.Time
+	// NewID mints job and schedule IDs. Defaults to UUIDv7, which sort by
+	// creation time.
+	NewID func() string
+}
+
+// Server is the API's HTTP handler.
+type Server struct {
+	cfg Config
+	mux *http.ServeMux
+}
+
+// New returns the API handler.
+func New(cfg Config) *Server {
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.NewID == nil {
+		cfg.NewID = func() string { return uuid.Must(uuid.NewV7()).String() }
+	}
+	s := &Server{cfg: cfg, mux: http.NewServeMux()}
+	m := newMetrics(cfg.Registry)
+
+	public := func(pattern string, h http.HandlerFunc) { s.mux.Handle(pattern, m.instrument(h)) }
+	private := func(pattern string, h http.HandlerFunc) { s.mux.Handle(pattern, m.instrument(s.authenticated(h))) }
+
+	public("GET /healthz", s.healthz)
+	public("GET /readyz", s.readyz)
+	private("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}).ServeHTTP)
+	private("POST /jobs", s.createJob)
+	private("GET /jobs", s.listJobs)
+	private("GET /jobs/stats", s.stats)
+	private("GET /jobs/{id}", s.getJob)
+	private("POST /jobs/schedule", s.createSchedule)
+	private("GET /jobs/schedule", s.listSchedules)
+	private("GET /jobs/schedule/{id}", s.getSchedule)
+	private("DELETE /jobs/schedule/{id}", s.deleteSchedule)
+	return s
+}
+
+// probeMethods are tried to tell a path served with another method (405)
+// from an unknown path (404).
+var probeMethods = []string{http.MethodGet, http.MethodPost, http.MethodDelete}
+
+// ServeHTTP routes r, answering unknown routes with problems rather than
+// ServeMux's plain text.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if _, pattern := s.mux.Handler(r); pattern != "" {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	var allow []string
+	for _, m := range probeMethods {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := s.mux.Handler(probe); pattern != "" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) == 0 {
+		problem.Write(w, r, problem.NotFound, "no route "+r.URL.Path)
+		return
+	}
+	w.Header().Set("Allow", strings.Join(allow, ", "))
+	problem.Write(w, r, problem.MethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path+"; use "+strings.Join(allow, " or "))
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.cfg.Store.Ping(ctx); err != nil {
+		s.cfg.Log.Warn("not ready: redis does not answer", "error", err)
+		problem.Write(w, r, problem.Unavailable, "redis does not answer")
+		return
+	}
+	s.healthz(w, r)
+}
+
+// writeJSON answers with v as JSON.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// internalError logs err and answers 503 when a backing service is away,
+// which a client may retry, or 500 otherwise. The answer never carries the
+// error text, which may name internal addresses.
+func (s *Server) internalError(w http.ResponseWriter, r *http.Request, op string, err error) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || isConnError(err) {
+		s.cfg.Log.Warn(op+": backing service unavailable", "error", err)
+		problem.Write(w, r, problem.Unavailable, "a backing service did not answer; retry later")
+		return
+	}
+	s.cfg.Log.Error(op, "error", err)
+	problem.Write(w, r, problem.Internal, "the error is logged")
+}

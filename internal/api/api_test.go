@@ -1,0 +1,406 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/google/go-cmp/cmp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/kjobs/kjobs/internal/api"
+	"github.com/kjobs/kjobs/internal/event"
+	"github.com/kjobs/kjobs/internal/job"
+	"github.com/kjobs/kjobs/internal/problem"
+	"github.com/kjobs/kjobs/internal/schedule"
+	localschedule "github.com/kjobs/kjobs/internal/schedule/local"
+	"github.com/kjobs/kjobs/internal/store"
+	"github.com/kjobs/kjobs/internal/testenv"
+)
+
+// recorder is an event.Sender that keeps what it is given, or fails.
+type recorder struct {
+	mu     sync.Mutex
+	events []cloudevents.Event
+	fail   error
+}
+
+func (r *recorder) Send(_ context.Context, e cloudevents.Event) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fail != nil {
+		return r.fail
+	}
+	r.events = append(r.events, e)
+	return nil
+}
+
+func (r *recorder) sent() []cloudevents.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]cloudevents.Event(nil), r.events...)
+}
+
+type env struct {
+	url       string
+	rdb       *redis.Client
+	sender    *recorder
+	schedules schedule.Store
+}
+
+const token = "s3cret-token"
+
+func setup(t *testing.T, withAuth bool) env {
+	t.Helper()
+	rdb := testenv.Redis(t)
+	sender := &recorder{}
+	schedules := localschedule.New(sender)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = schedules.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	cfg := api.Config{Store: store.New(rdb, store.Options{}), Sender: sender, Schedules: schedules}
+	if withAuth {
+		path := filepath.Join(t.TempDir(), "tokens")
+		if err := os.WriteFile(path, []byte("other-token\n"+token+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		tokens, err := api.LoadTokens(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Auth = tokens
+	}
+	srv := httptest.NewServer(api.New(cfg))
+	t.Cleanup(srv.Close)
+	return env{url: srv.URL, rdb: rdb, sender: sender, schedules: schedules}
+}
+
+type request struct {
+	method, path, body string
+	header             map[string]string
+}
+
+func (e env) do(t *testing.T, r request) (*http.Response, []byte) {
+	t.Helper()
+	var body io.Reader
+	if r.body != "" {
+		body = strings.NewReader(r.body)
+	}
+	req, err := http.NewRequest(r.method, e.url+r.path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range r.header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
+}
+
+func TestBadInput(t *testing.T) {
+	e := setup(t, false)
+	huge := `{"function":"echo","args":{"a":"` + strings.Repeat("x", api.MaxBody) + `"}}`
+	tests := []struct {
+		name      string
+		req       request
+		status    int
+		kind      problem.Kind
+		field     string
+		detailHas string
+	}{
+		{"malformed json", request{"POST", "/jobs", `{"function":`, nil}, 400, problem.MalformedJSON, "", "unexpected end"},
+		{"not an object", request{"POST", "/jobs", `[1,2]`, nil}, 400, problem.InvalidField, "", "array"},
+		{"trailing data", request{"POST", "/jobs", `{"function":"echo"} {}`, nil}, 400, problem.MalformedJSON, "", "after the JSON object"},
+		{"unknown field", request{"POST", "/jobs", `{"function":"echo","priority":1}`, nil}, 400, problem.InvalidField, "priority", "unknown field"},
+		{"function of the wrong type", request{"POST", "/jobs", `{"function":5}`, nil}, 400, problem.InvalidField, "function", "want a string"},
+		{"args of the wrong type", request{"POST", "/jobs", `{"function":"echo","args":[]}`, nil}, 400, problem.InvalidField, "args", "object of string values"},
+		{"arg of the wrong type", request{"POST", "/jobs", `{"function":"sleep","args":{"seconds":1}}`, nil}, 400, problem.InvalidField, "args", "want a string for every argument"},
+		{"bad function name", request{"POST", "/jobs", `{"function":"Sleep Now"}`, nil}, 400, problem.InvalidField, "function", "not a function name"},
+		{"unknown function", request{"POST", "/jobs", `{"function":"nope"}`, nil}, 400, problem.UnknownFunction, "function", "echo, fail, flaky, sample, sleep"},
+		{"invalid args", request{"POST", "/jobs", `{"function":"sleep","args":{"seconds":"soon"}}`, nil}, 400, problem.InvalidArgs, "args.seconds", "want a number"},
+		{"unknown arg", request{"POST", "/jobs", `{"function":"sleep","args":{"secs":"1"}}`, nil}, 400, problem.InvalidArgs, "args", "secs"},
+		{"schedule set by a client", request{"POST", "/jobs", `{"function":"echo","schedule":"x"}`, nil}, 400, problem.InvalidField, "schedule", "POST /jobs/schedule"},
+		{"huge body", request{"POST", "/jobs", huge, nil}, 413, problem.BodyTooLarge, "", "65536 bytes"},
+		{"wrong content type", request{"POST", "/jobs", `{"function":"echo"}`, map[string]string{"Content-Type": "text/plain"}}, 415, problem.UnsupportedMediaType, "", "Content-Type: application/json"},
+		{"form content type", request{"POST", "/jobs", `{"function":"echo"}`, map[string]string{"Content-Type": "application/x-www-form-urlencoded"}}, 415, problem.UnsupportedMediaType, "", "application/json"},
+		{"idempotency key too long", request{"POST", "/jobs", `{"function":"echo"}`, map[string]string{"Idempotency-Key": strings.Repeat("k", 256)}}, 400, problem.InvalidHeader, "", "Idempotency-Key"},
+		{"unknown status", request{"GET", "/jobs?status=done", "", nil}, 400, problem.InvalidQuery, "status", "queued, running"},
+		{"limit zero", request{"GET", "/jobs?limit=0", "", nil}, 400, problem.InvalidQuery, "limit", "1 to 200"},
+		{"limit not a number", request{"GET", "/jobs?limit=ten", "", nil}, 400, problem.InvalidQuery, "limit", "1 to 200"},
+		{"limit too large", request{"GET", "/jobs?limit=1000", "", nil}, 400, problem.InvalidQuery, "limit", "1 to 200"},
+		{"bad cursor", request{"GET", "/jobs?cursor=not-a-cursor", "", nil}, 400, problem.InvalidCursor, "cursor", "next value"},
+		{"unknown query parameter", request{"GET", "/jobs?page=2", "", nil}, 400, problem.InvalidQuery, "page", "status, limit and cursor"},
+		{"unknown job", request{"GET", "/jobs/0199a6a0-0000-7000-8000-000000000000", "", nil}, 404, problem.NotFound, "", "no job"},
+		{"malformed job id", request{"GET", "/jobs/NOT_AN_ID", "", nil}, 404, problem.NotFound, "", "no job"},
+		{"unknown route", request{"GET", "/queues", "", nil}, 404, problem.NotFound, "", "/queues"},
+		{"wrong method", request{"PUT", "/jobs", `{}`, nil}, 405, problem.MethodNotAllowed, "", "GET or POST"},
+		{"schedule without body", request{"POST", "/jobs/schedule", "", nil}, 400, problem.MalformedJSON, "", "required"},
+		{"schedule without cron", request{"POST", "/jobs/schedule", `{"function":"echo"}`, nil}, 400, problem.InvalidCron, "cron", "required"},
+		{"cron with too few fields", request{"POST", "/jobs/schedule", `{"cron":"* * *","function":"echo"}`, nil}, 400, problem.InvalidCron, "cron", "expected 5 to 6 fields, found 3: [* * *]"},
+		{"cron out of range", request{"POST", "/jobs/schedule", `{"cron":"61 * * * *","function":"echo"}`, nil}, 400, problem.InvalidCron, "cron", "end of range (61) above maximum (59): 61"},
+		{"cron @every", request{"POST", "/jobs/schedule", `{"cron":"@every 1m","function":"echo"}`, nil}, 400, problem.InvalidCron, "cron", "unsupported descriptor @every"},
+		{"cron unknown descriptor", request{"POST", "/jobs/schedule", `{"cron":"@fortnightly","function":"echo"}`, nil}, 400, problem.InvalidCron, "cron", "unrecognized descriptor: @fortnightly"},
+		{"unknown timezone", request{"POST", "/jobs/schedule", `{"cron":"0 9 * * *","timezone":"Mars/Olympus","function":"echo"}`, nil}, 400, problem.InvalidTimezone, "timezone", "provided bad location Mars/Olympus"},
+		{"schedule of an unknown function", request{"POST", "/jobs/schedule", `{"cron":"* * * * *","function":"nope"}`, nil}, 400, problem.UnknownFunction, "function", "does not exist"},
+		{"schedule with bad args", request{"POST", "/jobs/schedule", `{"cron":"* * * * *","function":"sleep","args":{"seconds":"-1"}}`, nil}, 400, problem.InvalidArgs, "args.seconds", "0 to 3600"},
+		{"schedule unknown field", request{"POST", "/jobs/schedule", `{"cron":"* * * * *","function":"echo","every":"1m"}`, nil}, 400, problem.InvalidField, "every", "unknown field"},
+		{"unknown schedule", request{"GET", "/jobs/schedule/nope", "", nil}, 404, problem.NotFound, "", "no schedule"},
+		{"delete unknown schedule", request{"DELETE", "/jobs/schedule/nope", "", nil}, 404, problem.NotFound, "", "no schedule"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := e.do(t, tc.req)
+			if resp.StatusCode != tc.status {
+				t.Errorf("status = %d, want %d; body %s", resp.StatusCode, tc.status, body)
+			}
+			if ct := resp.Header.Get("Content-Type"); ct != problem.ContentType {
+				t.Errorf("Content-Type = %q, want %q", ct, problem.ContentType)
+			}
+			var p problem.Details
+			if err := json.Unmarshal(body, &p); err != nil {
+				t.Fatalf("body is not a problem: %v: %s", err, body)
+			}
+			if p.Type != tc.kind.Type() || p.Status != tc.status || p.Field != tc.field {
+				t.Errorf("problem type %q status %d field %q, want %q %d %q", p.Type, p.Status, p.Field, tc.kind.Type(), tc.status, tc.field)
+			}
+			if !strings.Contains(p.Detail, tc.detailHas) {
+				t.Errorf("detail %q does not say %q", p.Detail, tc.detailHas)
+			}
+			assertNothingWritten(t, e)
+		})
+	}
+}
+
+func assertNothingWritten(t *testing.T, e env) {
+	t.Helper()
+	if keys := e.rdb.Keys(context.Background(), "*").Val(); len(keys) != 0 {
+		t.Errorf("bad input wrote to Redis: %v", keys)
+	}
+	if sent := e.sender.sent(); len(sent) != 0 {
+		t.Errorf("bad input sent %d events", len(sent))
+	}
+	if list, err := e.schedules.List(context.Background()); err != nil || len(list) != 0 {
+		t.Errorf("bad input left schedules: %v, %v", list, err)
+	}
+}
+
+func TestAuth(t *testing.T) {
+	e := setup(t, true)
+	tests := []struct {
+		name   string
+		req    request
+		status int
+	}{
+		{"no token", request{"GET", "/jobs/stats", "", nil}, 401},
+		{"wrong token", request{"GET", "/jobs/stats", "", map[string]string{"Authorization": "Bearer nope"}}, 401},
+		{"token prefix", request{"GET", "/jobs/stats", "", map[string]string{"Authorization": "Bearer " + token[:4]}}, 401},
+		{"basic auth", request{"GET", "/jobs/stats", "", map[string]string{"Authorization": "Basic " + token}}, 401},
+		{"post without token", request{"POST", "/jobs", `{"function":"echo"}`, nil}, 401},
+		{"schedule without token", request{"POST", "/jobs/schedule", `{"cron":"* * * * *","function":"echo"}`, nil}, 401},
+		{"metrics without token", request{"GET", "/metrics", "", nil}, 401},
+		{"valid token", request{"GET", "/jobs/stats", "", map[string]string{"Authorization": "Bearer " + token}}, 200},
+		{"the other valid token", request{"GET", "/jobs/stats", "", map[string]string{"Authorization": "bearer other-token"}}, 200},
+		{"health needs none", request{"GET", "/healthz", "", nil}, 200},
+		{"readiness needs none", request{"GET", "/readyz", "", nil}, 200},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := e.do(t, tc.req)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status = %d, want %d: %s", resp.StatusCode, tc.status, body)
+			}
+			if tc.status == 401 {
+				var p problem.Details
+				if err := json.Unmarshal(body, &p); err != nil || p.Type != problem.Unauthorized.Type() {
+					t.Errorf("401 body = %s, want an unauthorized problem", body)
+				}
+				if resp.Header.Get("WWW-Authenticate") == "" {
+					t.Error("401 without WWW-Authenticate")
+				}
+				assertNothingWritten(t, e)
+			}
+		})
+	}
+}
+
+func TestCreateJob(t *testing.T) {
+	e := setup(t, false)
+	resp, body := e.do(t, request{"POST", "/jobs", `{"function":"sleep","args":{"seconds":"1"}}`, nil})
+	if resp.StatusCode != 202 {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	var j job.Job
+	if err := json.Unmarshal(body, &j); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := resp.Header.Get("Location"), "/jobs/"+j.ID; got != want {
+		t.Errorf("Location = %q, want %q", got, want)
+	}
+	if j.Status != job.Queued || j.Function != "sleep" || j.Args["seconds"] != "1" {
+		t.Errorf("job = %+v", j)
+	}
+	sent := e.sender.sent()
+	if len(sent) != 1 {
+		t.Fatalf("%d events sent, want 1", len(sent))
+	}
+	if sent[0].ID() != j.ID || sent[0].Type() != event.TypeRequested || sent[0].Source() != event.SourceAPI {
+		t.Errorf("event id %s type %s source %s; want the job's id, %s, %s", sent[0].ID(), sent[0].Type(), sent[0].Source(), event.TypeRequested, event.SourceAPI)
+	}
+	req, err := event.Request(sent[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(job.Request{Function: "sleep", Args: job.Args{"seconds": "1"}}, req); diff != "" {
+		t.Errorf("event data (-want +got):\n%s", diff)
+	}
+
+	resp, body = e.do(t, request{"GET", "/jobs/" + j.ID, "", nil})
+	var got job.Job
+	if err := json.Unmarshal(body, &got); err != nil || resp.StatusCode != 200 || got.ID != j.ID {
+		t.Errorf("GET the job: %d %s", resp.StatusCode, body)
+	}
+
+	// No body asks for the default function.
+	resp, body = e.do(t, request{"POST", "/jobs", "", nil})
+	if err := json.Unmarshal(body, &got); err != nil || resp.StatusCode != 202 || got.Function != job.DefaultFunction {
+		t.Errorf("POST without a body: %d %s", resp.StatusCode, body)
+	}
+
+	resp, body = e.do(t, request{"GET", "/jobs/stats", "", nil})
+	var st job.Stats
+	if err := json.Unmarshal(body, &st); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("stats: %d %s", resp.StatusCode, body)
+	}
+	if diff := cmp.Diff(job.Stats{Queued: 2}, st); diff != "" {
+		t.Errorf("stats (-want +got):\n%s", diff)
+	}
+}
+
+func TestIdempotencyKey(t *testing.T) {
+	e := setup(t, false)
+	var ids []string
+	for range 3 {
+		resp, body := e.do(t, request{"POST", "/jobs", `{"function":"echo"}`, map[string]string{"Idempotency-Key": "order-42"}})
+		var j job.Job
+		if err := json.Unmarshal(body, &j); err != nil || resp.StatusCode != 202 {
+			t.Fatalf("%d %s", resp.StatusCode, body)
+		}
+		ids = append(ids, j.ID)
+	}
+	if ids[0] != ids[1] || ids[1] != ids[2] {
+		t.Errorf("a repeated Idempotency-Key made jobs %v, want one", ids)
+	}
+	if n := len(e.sender.sent()); n != 1 {
+		t.Errorf("%d events sent for one key, want 1", n)
+	}
+}
+
+func TestSendFailureLeavesNothing(t *testing.T) {
+	e := setup(t, false)
+	e.sender.fail = errors.New("broker away")
+	resp, body := e.do(t, request{"POST", "/jobs", `{"function":"echo"}`, map[string]string{"Idempotency-Key": "k"}})
+	if resp.StatusCode != 503 || resp.Header.Get("Location") != "" {
+		t.Errorf("status %d Location %q: %s; want 503 without Location", resp.StatusCode, resp.Header.Get("Location"), body)
+	}
+	e.sender.fail = nil
+	if keys := e.rdb.Keys(context.Background(), "kjobs:{kjobs}:job:*").Val(); len(keys) != 0 {
+		t.Errorf("a job whose event was not sent is still recorded: %v", keys)
+	}
+	resp, body = e.do(t, request{"POST", "/jobs", `{"function":"echo"}`, map[string]string{"Idempotency-Key": "k"}})
+	if resp.StatusCode != 202 || len(e.sender.sent()) != 1 {
+		t.Errorf("retry with the same key: %d %s, %d events; want 202 and the event sent", resp.StatusCode, body, len(e.sender.sent()))
+	}
+}
+
+func TestListJobs(t *testing.T) {
+	e := setup(t, false)
+	for range 5 {
+		if resp, body := e.do(t, request{"POST", "/jobs", `{"function":"echo"}`, nil}); resp.StatusCode != 202 {
+			t.Fatalf("%d %s", resp.StatusCode, body)
+		}
+	}
+	var seen []string
+	cursor := ""
+	for {
+		_, body := e.do(t, request{"GET", "/jobs?limit=2&status=queued&cursor=" + cursor, "", nil})
+		var page store.Page
+		if err := json.Unmarshal(body, &page); err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range page.Jobs {
+			seen = append(seen, j.ID)
+		}
+		if page.Next == "" {
+			break
+		}
+		cursor = page.Next
+	}
+	if len(seen) != 5 {
+		t.Errorf("paged through %d jobs, want 5: %v", len(seen), seen)
+	}
+	for i := 1; i < len(seen); i++ {
+		if seen[i-1] < seen[i] {
+			t.Errorf("not newest first: %v", seen)
+		}
+	}
+}
+
+func TestSchedules(t *testing.T) {
+	e := setup(t, false)
+	resp, body := e.do(t, request{"POST", "/jobs/schedule", `{"cron":"0 9 * * 1-5","timezone":"Europe/Paris","function":"echo","args":{"k":"v"},"name":"weekday report"}`, nil})
+	if resp.StatusCode != 201 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	var sc schedule.Schedule
+	if err := json.Unmarshal(body, &sc); err != nil {
+		t.Fatal(err)
+	}
+	if resp.Header.Get("Location") != "/jobs/schedule/"+sc.ID {
+		t.Errorf("Location = %q", resp.Header.Get("Location"))
+	}
+	if len(sc.NextRuns) != 5 {
+		t.Fatalf("nextRuns = %v, want 5", sc.NextRuns)
+	}
+	paris, _ := time.LoadLocation("Europe/Paris")
+	for _, r := range sc.NextRuns {
+		if local := r.In(paris); local.Hour() != 9 || local.Weekday() == time.Saturday || local.Weekday() == time.Sunday {
+			t.Errorf("next run %v is not 09:00 on a weekday in Paris", local)
+		}
+	}
+	_, body = e.do(t, request{"GET", "/jobs/schedule", "", nil})
+	var list struct{ Schedules []schedule.Schedule }
+	if err := json.Unmarshal(body, &list); err != nil || len(list.Schedules) != 1 || list.Schedules[0].Name != "weekday report" {
+		t.Errorf("list = %s", body)
+	}
+	if resp, body := e.do(t, request{"GET", "/jobs/schedule/" + sc.ID, "", nil}); resp.StatusCode != 200 {
+		t.Errorf("get: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := e.do(t, request{"DELETE", "/jobs/schedule/" + sc.ID, "", nil}); resp.StatusCode != 204 {
+		t.Errorf("delete: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := e.do(t, request{"GET", "/jobs/schedule/" + sc.ID, "", nil}); resp.StatusCode != 404 {
+		t.Errorf("get after delete: %d, want 404", resp.StatusCode)
+	}
+}

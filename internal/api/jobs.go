@@ -1,0 +1,158 @@
+package api
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/kjobs/kjobs/internal/event"
+	"github.com/kjobs/kjobs/internal/job"
+	"github.com/kjobs/kjobs/internal/problem"
+	"github.com/kjobs/kjobs/internal/store"
+	"github.com/kjobs/kjobs/processor/function"
+)
+
+// maxIdempotencyKey bounds the Idempotency-Key header.
+const maxIdempotencyKey = 255
+
+func (s *Server) createJob(w http.ResponseWriter, r *http.Request) {
+	body, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	req, err := job.DecodeRequest(bytes.NewReader(body))
+	if err != nil {
+		writeDecodeError(w, r, err)
+		return
+	}
+	if req.Schedule != "" {
+		problem.WriteField(w, r, problem.InvalidField, "schedule", "schedule: only a schedule's own ticks set it; create a schedule with POST /jobs/schedule")
+		return
+	}
+	if !checkFunction(w, r, req.Function, req.Args) {
+		return
+	}
+	key := r.Header.Get("Idempotency-Key")
+	if len(key) > maxIdempotencyKey || strings.IndexFunc(key, func(c rune) bool { return c > unicode.MaxASCII || !unicode.IsPrint(c) }) >= 0 {
+		problem.Write(w, r, problem.InvalidHeader, fmt.Sprintf("Idempotency-Key must be at most %d printable ASCII characters", maxIdempotencyKey))
+		return
+	}
+
+	id := s.cfg.NewID()
+	j, created, err := s.cfg.Store.Create(r.Context(), id, req, key)
+	if err != nil {
+		s.internalError(w, r, "creating a job", err)
+		return
+	}
+	w.Header().Set("Location", "/jobs/"+j.ID)
+	if !created {
+		w.Header().Set("Idempotent-Replayed", "true")
+		writeJSON(w, http.StatusAccepted, j)
+		return
+	}
+	e, err := event.NewRequested(id, req)
+	if err == nil {
+		err = s.cfg.Sender.Send(r.Context(), e)
+	}
+	if err != nil {
+		// Nothing will run the job: take the record back so that the
+		// client's retry, with the same Idempotency-Key, starts afresh.
+		if aerr := s.cfg.Store.Abandon(r.Context(), id, key); aerr != nil {
+			s.cfg.Log.Error("abandoning a job whose event was not sent", "job", id, "error", aerr)
+		}
+		s.cfg.Log.Warn("sending a job's event failed", "job", id, "error", err)
+		w.Header().Del("Location")
+		problem.Write(w, r, problem.Unavailable, "the job could not be handed to the broker; nothing was created, retry later")
+		return
+	}
+	writeJSON(w, http.StatusAccepted, j)
+}
+
+// checkFunction answers a request for a function that does not exist, or
+// with arguments it refuses. It returns false when it has answered.
+func checkFunction(w http.ResponseWriter, r *http.Request, name string, args job.Args) bool {
+	fn, ok := function.Lookup(name)
+	if !ok {
+		problem.WriteField(w, r, problem.UnknownFunction, "function",
+			fmt.Sprintf("function %q does not exist; the functions are %s", name, strings.Join(function.Names(), ", ")))
+		return false
+	}
+	if err := fn.Check(args); err != nil {
+		field := "args"
+		var fe *job.FieldError
+		if errors.As(err, &fe) {
+			field = fe.Field
+		}
+		problem.WriteField(w, r, problem.InvalidArgs, field, err.Error())
+		return false
+	}
+	return true
+}
+
+func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if job.ValidateID(id) != nil {
+		problem.Write(w, r, problem.NotFound, "no job "+strconv.Quote(id))
+		return
+	}
+	j, err := s.cfg.Store.Get(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		problem.Write(w, r, problem.NotFound, "no job "+strconv.Quote(id)+"; finished jobs are kept for the retention period")
+		return
+	}
+	if err != nil {
+		s.internalError(w, r, "reading a job", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, j)
+}
+
+func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	for name := range q {
+		if name != "status" && name != "limit" && name != "cursor" {
+			problem.WriteField(w, r, problem.InvalidQuery, name, "unknown query parameter "+strconv.Quote(name)+"; use status, limit and cursor")
+			return
+		}
+	}
+	opts := store.ListOptions{Cursor: q.Get("cursor")}
+	if v := q.Get("status"); v != "" {
+		st, err := job.ParseStatus(v)
+		if err != nil {
+			problem.WriteField(w, r, problem.InvalidQuery, "status", err.Error())
+			return
+		}
+		opts.Status = st
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > store.MaxLimit {
+			problem.WriteField(w, r, problem.InvalidQuery, "limit", fmt.Sprintf("limit %q: want a whole number from 1 to %d", v, store.MaxLimit))
+			return
+		}
+		opts.Limit = n
+	}
+	page, err := s.cfg.Store.List(r.Context(), opts)
+	if errors.Is(err, store.ErrBadCursor) {
+		problem.WriteField(w, r, problem.InvalidCursor, "cursor", "use the next value of an earlier page, unchanged")
+		return
+	}
+	if err != nil {
+		s.internalError(w, r, "listing jobs", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
+	st, err := s.cfg.Store.Stats(r.Context())
+	if err != nil {
+		s.internalError(w, r, "reading stats", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}

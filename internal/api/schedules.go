@@ -1,0 +1,159 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/kjobs/kjobs/internal/job"
+	"github.com/kjobs/kjobs/internal/problem"
+	"github.com/kjobs/kjobs/internal/schedule"
+)
+
+// nextRuns is how many upcoming runs a schedule shows.
+const nextRuns = 5
+
+const maxScheduleName = 253
+
+// scheduleRequest is the body of POST /jobs/schedule.
+type scheduleRequest struct {
+	Name     string   `json:"name"`
+	Cron     string   `json:"cron"`
+	Timezone string   `json:"timezone"`
+	Function string   `json:"function"`
+	Args     job.Args `json:"args"`
+}
+
+func (s *Server) createSchedule(w http.ResponseWriter, r *http.Request) {
+	body, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	if len(body) == 0 {
+		problem.Write(w, r, problem.MalformedJSON, `the body is required: {"cron", "timezone", "function", "args", "name"}`)
+		return
+	}
+	var req scheduleRequest
+	if err := job.DecodeJSON(body, &req); err != nil {
+		writeDecodeError(w, r, err)
+		return
+	}
+	if req.Cron == "" {
+		problem.WriteField(w, r, problem.InvalidCron, "cron", `cron is required, such as "*/5 * * * *"`)
+		return
+	}
+	if err := schedule.Validate(req.Cron, req.Timezone); err != nil {
+		writeScheduleError(w, r, err)
+		return
+	}
+	if req.Function == "" {
+		req.Function = job.DefaultFunction
+	}
+	if err := (job.Request{Function: req.Function, Args: req.Args}).Validate(); err != nil {
+		writeDecodeError(w, r, err)
+		return
+	}
+	if !checkFunction(w, r, req.Function, req.Args) {
+		return
+	}
+	if len(req.Name) > maxScheduleName || !utf8.ValidString(req.Name) {
+		problem.WriteField(w, r, problem.InvalidField, "name", fmt.Sprintf("name: at most %d characters of UTF-8", maxScheduleName))
+		return
+	}
+	if req.Args == nil {
+		req.Args = job.Args{}
+	}
+	sc := schedule.Schedule{
+		ID: s.cfg.NewID(), Name: req.Name, Cron: req.Cron, Timezone: req.Timezone,
+		Function: req.Function, Args: req.Args,
+	}
+	if sc.Name == "" {
+		sc.Name = sc.Function
+	}
+	created, err := s.cfg.Schedules.Create(r.Context(), sc)
+	if err != nil {
+		var se *schedule.Error
+		if errors.As(err, &se) {
+			writeScheduleError(w, r, err)
+			return
+		}
+		s.internalError(w, r, "creating a schedule", err)
+		return
+	}
+	s.withNextRuns(&created)
+	w.Header().Set("Location", "/jobs/schedule/"+created.ID)
+	writeJSON(w, http.StatusCreated, created)
+}
+
+func writeScheduleError(w http.ResponseWriter, r *http.Request, err error) {
+	var se *schedule.Error
+	if !errors.As(err, &se) {
+		problem.Write(w, r, problem.InvalidCron, err.Error())
+		return
+	}
+	kind := problem.InvalidCron
+	if se.Field == schedule.FieldTimezone {
+		kind = problem.InvalidTimezone
+	}
+	problem.WriteField(w, r, kind, se.Field, se.Error())
+}
+
+func (s *Server) withNextRuns(sc *schedule.Schedule) {
+	runs, err := schedule.NextRuns(sc.Cron, sc.Timezone, s.cfg.Now(), nextRuns)
+	if err != nil {
+		// Only a schedule edited outside kjobs gets here; show it anyway.
+		s.cfg.Log.Warn("schedule with an invalid cron", "schedule", sc.ID, "error", err)
+		runs = []time.Time{}
+	}
+	sc.NextRuns = runs
+}
+
+// scheduleList is the body of GET /jobs/schedule.
+type scheduleList struct {
+	Schedules []schedule.Schedule `json:"schedules"`
+}
+
+func (s *Server) listSchedules(w http.ResponseWriter, r *http.Request) {
+	list, err := s.cfg.Schedules.List(r.Context())
+	if err != nil {
+		s.internalError(w, r, "listing schedules", err)
+		return
+	}
+	if list == nil {
+		list = []schedule.Schedule{}
+	}
+	for i := range list {
+		s.withNextRuns(&list[i])
+	}
+	writeJSON(w, http.StatusOK, scheduleList{Schedules: list})
+}
+
+func (s *Server) getSchedule(w http.ResponseWriter, r *http.Request) {
+	sc, err := s.cfg.Schedules.Get(r.Context(), r.PathValue("id"))
+	if errors.Is(err, schedule.ErrNotFound) {
+		problem.Write(w, r, problem.NotFound, "no schedule "+strconv.Quote(r.PathValue("id")))
+		return
+	}
+	if err != nil {
+		s.internalError(w, r, "reading a schedule", err)
+		return
+	}
+	s.withNextRuns(&sc)
+	writeJSON(w, http.StatusOK, sc)
+}
+
+func (s *Server) deleteSchedule(w http.ResponseWriter, r *http.Request) {
+	err := s.cfg.Schedules.Delete(r.Context(), r.PathValue("id"))
+	if errors.Is(err, schedule.ErrNotFound) {
+		problem.Write(w, r, problem.NotFound, "no schedule "+strconv.Quote(r.PathValue("id")))
+		return
+	}
+	if err != nil {
+		s.internalError(w, r, "deleting a schedule", err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

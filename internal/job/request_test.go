@@ -1,0 +1,86 @@
+package job
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestDecodeRequest(t *testing.T) {
+	tests := []struct {
+		name      string
+		body      string
+		want      Request
+		wantField string
+	}{
+		{"empty body runs the default", "", Request{Function: DefaultFunction}, ""},
+		{"null runs the default", "null", Request{Function: DefaultFunction}, ""},
+		{"function and args", `{"function":"sleep","args":{"seconds":"1"}}`, Request{Function: "sleep", Args: Args{"seconds": "1"}}, ""},
+		{"no function runs the default", `{"args":{"k":"v"}}`, Request{Function: DefaultFunction, Args: Args{"k": "v"}}, ""},
+		{"malformed", `{"function":`, Request{}, "body"},
+		{"trailing", `{} x`, Request{}, "body"},
+		{"unknown field", `{"fn":"x"}`, Request{}, "fn"},
+		{"number function", `{"function":1}`, Request{}, "function"},
+		{"number arg", `{"args":{"n":1}}`, Request{}, "args"},
+		{"array args", `{"args":["a"]}`, Request{}, "args"},
+		{"upper-case function", `{"function":"Echo"}`, Request{}, "function"},
+		{"bad arg name", `{"args":{"1x":"v"}}`, Request{}, "args"},
+		{"long arg value", `{"args":{"v":"` + strings.Repeat("x", MaxArgValueLen+1) + `"}}`, Request{}, "args.v"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := DecodeRequest(strings.NewReader(tc.body))
+			if tc.wantField != "" {
+				var fe *FieldError
+				if !errors.As(err, &fe) || fe.Field != tc.wantField {
+					t.Fatalf("error = %v, want a FieldError on %q", err, tc.wantField)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestValidateID(t *testing.T) {
+	for _, ok := range []string{"0199a6a0-1c2b-7d3e-8f40-123456789abc", "a", "job-1"} {
+		if err := ValidateID(ok); err != nil {
+			t.Errorf("ValidateID(%q) = %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "-a", "a-", "A", "a_b", "a.b", strings.Repeat("a", 49)} {
+		if ValidateID(bad) == nil {
+			t.Errorf("ValidateID(%q) accepted", bad)
+		}
+	}
+}
+
+// FuzzDecodeRequest feeds the job-request decoder, the first thing every
+// untrusted POST /jobs body meets: it must never panic, every error must be
+// a FieldError naming a field, and every request it accepts must be valid.
+func FuzzDecodeRequest(f *testing.F) {
+	for _, seed := range []string{"", "null", `{"function":"sleep","args":{"seconds":"1"}}`, `{"function":5}`,
+		`{"args":{"a":"b"},"schedule":"x"}`, `{"function":"a"} {}`, `[`, `{"args":{"":""}}`, "\xff"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		req, err := DecodeRequest(strings.NewReader(body))
+		if err != nil {
+			var fe *FieldError
+			if !errors.As(err, &fe) || fe.Field == "" || fe.Detail == "" {
+				t.Fatalf("error %v is not a FieldError naming a field", err)
+			}
+			return
+		}
+		if err := req.Validate(); err != nil {
+			t.Fatalf("accepted an invalid request %+v: %v", req, err)
+		}
+	})
+}

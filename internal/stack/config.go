@@ -1,0 +1,90 @@
+package stack
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Config configures the local stack. Each field is read from the
+// environment variable in its tag.
+type Config struct {
+	// Host is the address the API listens on. Defaults to 127.0.0.1; any
+	// other address needs KJOBS_AUTH_TOKENS_FILE.
+	Host string `envconfig:"KJOBS_HOST" default:"127.0.0.1"`
+	// Port is the API's port. Defaults to 8080.
+	Port int `envconfig:"PORT" default:"8080"`
+	// RedisURL is the Redis to keep state in, as redis://[:password@]host:port/db.
+	// Defaults to an embedded in-memory Redis, lost when the stack stops.
+	RedisURL string `envconfig:"REDIS_URL"`
+	// TokensFile holds the API's bearer tokens, one per line. Defaults to
+	// none: auth is off, which the stack allows only on loopback.
+	TokensFile string `envconfig:"KJOBS_AUTH_TOKENS_FILE"`
+	// Retention is how long finished jobs are kept. Defaults to 168h.
+	Retention time.Duration `envconfig:"KJOBS_RETENTION" default:"168h"`
+	// Runner is where attempts run: "local" (child processes of the
+	// processor binary) or "kubernetes" (batch/v1 Jobs in the cluster of
+	// KUBECONFIG, with schedules as PingSources). Defaults to local.
+	Runner string `envconfig:"KJOBS_RUNNER" default:"local"`
+	// Processor is the processor binary the local runner runs. Defaults to
+	// "processor" beside this binary.
+	Processor string `envconfig:"KJOBS_PROCESSOR"`
+	// JobDeadline bounds one attempt. Defaults to 10m.
+	JobDeadline time.Duration `envconfig:"KJOBS_JOB_DEADLINE" default:"10m"`
+	// Namespace is where the kubernetes runner creates Jobs and
+	// PingSources. Defaults to default.
+	Namespace string `envconfig:"KJOBS_NAMESPACE" default:"default"`
+	// ProcessorImage is the image of the kubernetes runner's Jobs.
+	// Required with KJOBS_RUNNER=kubernetes.
+	ProcessorImage string `envconfig:"KJOBS_PROCESSOR_IMAGE"`
+	// JobTTL is how long a finished Job stays in the cluster. Defaults to 1h.
+	JobTTL time.Duration `envconfig:"KJOBS_JOB_TTL" default:"1h"`
+	// Broker is the Broker that PingSources send to. Defaults to kjobs.
+	Broker string `envconfig:"KJOBS_BROKER" default:"kjobs"`
+}
+
+// Runners.
+const (
+	RunnerLocal      = "local"
+	RunnerKubernetes = "kubernetes"
+)
+
+func (c *Config) validate() error {
+	if c.Port < 0 || c.Port > 65535 {
+		return fmt.Errorf("PORT %d: want 0 to 65535", c.Port)
+	}
+	if c.TokensFile == "" {
+		ip := net.ParseIP(c.Host)
+		if c.Host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return fmt.Errorf("KJOBS_HOST %s is not loopback: set KJOBS_AUTH_TOKENS_FILE so that the API asks for a token", c.Host)
+		}
+	}
+	if c.Retention <= 0 {
+		return fmt.Errorf("KJOBS_RETENTION %s: want a positive duration", c.Retention)
+	}
+	if c.JobDeadline <= 0 {
+		return fmt.Errorf("KJOBS_JOB_DEADLINE %s: want a positive duration", c.JobDeadline)
+	}
+	switch c.Runner {
+	case RunnerLocal:
+		if c.Processor == "" {
+			exe, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("KJOBS_PROCESSOR: not set and this binary's path is unknown: %w", err)
+			}
+			c.Processor = filepath.Join(filepath.Dir(exe), "processor")
+		}
+		if _, err := os.Stat(c.Processor); err != nil {
+			return fmt.Errorf("KJOBS_PROCESSOR: %w (build it with `make build`)", err)
+		}
+	case RunnerKubernetes:
+		if c.ProcessorImage == "" {
+			return fmt.Errorf("KJOBS_PROCESSOR_IMAGE is required with KJOBS_RUNNER=kubernetes")
+		}
+	default:
+		return fmt.Errorf("KJOBS_RUNNER %q: want local or kubernetes", c.Runner)
+	}
+	return nil
+}

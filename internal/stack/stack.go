@@ -1,0 +1,181 @@
+// Package stack wires the whole kjobs pipeline into one process for
+// `make run`: the API, an in-process Broker applying the Triggers' delivery
+// spec, the dispatcher with its dead-letter path, a runner and a scheduler.
+// With KJOBS_RUNNER=kubernetes the attempts are Jobs and the schedules
+// PingSources in the cluster of KUBECONFIG; otherwise nothing but this
+// process and the processor binary is needed.
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	eventingclient "knative.dev/eventing/pkg/client/clientset/versioned"
+
+	"github.com/kjobs/kjobs/internal/api"
+	"github.com/kjobs/kjobs/internal/delivery"
+	"github.com/kjobs/kjobs/internal/dispatch"
+	"github.com/kjobs/kjobs/internal/httpserver"
+	"github.com/kjobs/kjobs/internal/runner"
+	"github.com/kjobs/kjobs/internal/runner/kube"
+	"github.com/kjobs/kjobs/internal/runner/local"
+	"github.com/kjobs/kjobs/internal/schedule"
+	localschedule "github.com/kjobs/kjobs/internal/schedule/local"
+	"github.com/kjobs/kjobs/internal/schedule/ping"
+	"github.com/kjobs/kjobs/internal/store"
+)
+
+// Run runs the stack until ctx ends. The API listens on api; nil listens
+// on cfg.Host and cfg.Port.
+func Run(ctx context.Context, cfg Config, apiListener net.Listener, log *slog.Logger) error {
+	if err := cfg.validate(); err != nil {
+		return fmt.Errorf("stack: %w", err)
+	}
+	rdb, closeRedis, err := redisClient(cfg.RedisURL, log)
+	if err != nil {
+		return err
+	}
+	defer closeRedis()
+	st := store.New(rdb, store.Options{Retention: cfg.Retention})
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, ctx := errgroup.WithContext(ctx)
+
+	// The dispatcher listens on a loopback port of its own, as its own
+	// Knative Service would, so that delivery goes through real HTTP.
+	dispatchListener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("stack: %w", err)
+	}
+	run, schedules, closeRunner, err := backends(ctx, cfg, log)
+	if err != nil {
+		dispatchListener.Close()
+		return err
+	}
+	defer closeRunner()
+
+	dispatchURL := &url.URL{Scheme: "http", Host: dispatchListener.Addr().String(), Path: "/"}
+	broker, err := delivery.NewLocal(dispatchURL, dispatchURL.JoinPath(dispatch.DeadLetterPath), delivery.Options{Log: log})
+	if err != nil {
+		dispatchListener.Close()
+		return fmt.Errorf("stack: %w", err)
+	}
+	if schedules == nil {
+		local := localschedule.New(broker)
+		g.Go(func() error { return local.Run(ctx) })
+		schedules = local
+	}
+
+	d := dispatch.New(st, run, log.With("component", "dispatcher"))
+	dh, err := d.Handler(ctx, prometheus.NewRegistry())
+	if err != nil {
+		dispatchListener.Close()
+		return fmt.Errorf("stack: %w", err)
+	}
+	// A delivery waits for its attempt: the write timeout must outlast the
+	// longest job, as the dispatcher's Knative Service timeout does.
+	dispatchServer := httpserver.New(dh, httpserver.Timeouts{Write: cfg.JobDeadline + time.Minute, Shutdown: 5 * time.Second}, log)
+
+	var auth *api.Tokens
+	if cfg.TokensFile != "" {
+		if auth, err = api.LoadTokens(cfg.TokensFile); err != nil {
+			dispatchListener.Close()
+			return fmt.Errorf("stack: KJOBS_AUTH_TOKENS_FILE: %w", err)
+		}
+	} else {
+		log.Warn("API auth is off: no KJOBS_AUTH_TOKENS_FILE; listening on loopback only")
+	}
+	if apiListener == nil {
+		if apiListener, err = net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))); err != nil {
+			dispatchListener.Close()
+			return fmt.Errorf("stack: %w", err)
+		}
+	}
+	apiServer := httpserver.New(api.New(api.Config{
+		Store: st, Sender: broker, Schedules: schedules, Auth: auth, Log: log.With("component", "api"),
+	}), httpserver.Timeouts{}, log)
+
+	log.Info("kjobs is running", "api", "http://"+apiListener.Addr().String(), "runner", cfg.Runner, "redis", redisName(cfg.RedisURL))
+	g.Go(func() error { return broker.Run(ctx) })
+	g.Go(func() error { return dispatchServer.Serve(ctx, dispatchListener) })
+	g.Go(func() error { return apiServer.Serve(ctx, apiListener) })
+	err = g.Wait()
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// backends returns the runner and, in a cluster, the schedule store; a nil
+// store means the local scheduler, which needs the broker to send to.
+func backends(ctx context.Context, cfg Config, log *slog.Logger) (runner.Runner, schedule.Store, func(), error) {
+	if cfg.Runner == RunnerLocal {
+		r := local.New(local.Config{Processor: cfg.Processor, Deadline: cfg.JobDeadline})
+		return r, nil, r.Close, nil
+	}
+	rest, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
+		clientcmd.NewDefaultClientConfigLoadingRules(), &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("stack: KUBECONFIG: %w", err)
+	}
+	kc, err := kubernetes.NewForConfig(rest)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("stack: %w", err)
+	}
+	ec, err := eventingclient.NewForConfig(rest)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("stack: %w", err)
+	}
+	r, err := kube.New(ctx, kc, kube.Config{
+		Namespace: cfg.Namespace, Image: cfg.ProcessorImage, Deadline: cfg.JobDeadline, TTL: cfg.JobTTL,
+	})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("stack: %w", err)
+	}
+	log.Info("running attempts as Jobs and schedules as PingSources", "server", rest.Host, "namespace", cfg.Namespace)
+	return r, ping.New(ec, ping.Config{Namespace: cfg.Namespace, Broker: cfg.Broker}), func() {}, nil
+}
+
+// redisClient connects to url, or starts an embedded Redis when url is empty.
+func redisClient(redisURL string, log *slog.Logger) (*redis.Client, func(), error) {
+	if redisURL == "" {
+		mr := miniredis.NewMiniRedis()
+		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
+			return nil, nil, fmt.Errorf("stack: embedded redis: %w", err)
+		}
+		log.Info("using an embedded in-memory Redis; set REDIS_URL to keep state", "addr", mr.Addr())
+		rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+		return rdb, func() { rdb.Close(); mr.Close() }, nil
+	}
+	opts, err := redis.ParseURL(redisURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("stack: REDIS_URL: %w", err)
+	}
+	rdb := redis.NewClient(opts)
+	return rdb, func() { rdb.Close() }, nil
+}
+
+// redisName describes the Redis in use without its password.
+func redisName(redisURL string) string {
+	if redisURL == "" {
+		return "embedded"
+	}
+	u, err := url.Parse(redisURL)
+	if err != nil {
+		return "unparsable REDIS_URL"
+	}
+	return u.Redacted()
+}
