@@ -1,0 +1,48 @@
+// Package kube runs each attempt of a kjobs job as a batch/v1 Job, in the
+// dispatcher's namespace, and waits for it through informers.
+//
+// # One Job per attempt
+//
+// Attempt n of job id is the Job kjobs-<id>-<n> (runner.Name), labelled
+// kjobs.dev/job-id, kjobs.dev/attempt, kjobs.dev/function and
+// app.kubernetes.io/managed-by=kjobs, its pod template too. The Job runs one
+// pod, never retried (backoffLimit 0: retries are the Broker's, one new Job
+// each), for at most Config.Deadline, and is removed Config.TTL after it
+// finished. The pod runs the processor image as user 65532 with a
+// read-only root file system, no capabilities and no service account token,
+// which the restricted Pod Security Standard admits.
+//
+// Because the name is derived from the job ID and attempt, two deliveries of
+// one event cannot make two Jobs for one attempt: the second Create gets
+// AlreadyExists, and Start adopts the Job that exists.
+//
+// # Reading state
+//
+// New starts one informer factory for the namespace, watching Jobs and pods
+// labelled managed-by=kjobs and the functions ConfigMap by name. Attempts
+// and Wait read its caches; Wait registers with its event handlers, so any
+// number of waiting deliveries share one watch per kind and nothing polls.
+// A cache lags the API server by a moment; where that could make the
+// dispatcher start an attempt too early, the runner asks the API server once
+// instead (see Runner.Attempts and Runner.Start).
+//
+// An attempt's outcome is its Job's Complete or Failed condition; its exit
+// code and message are those of the pod's terminated processor container
+// (the termination message, or the last log lines if the processor wrote
+// none), else the Failed condition's reason and message, such as
+// DeadlineExceeded.
+//
+// # Placement
+//
+// The functions ConfigMap (Config.FunctionsConfigMap) sets each function's
+// resources, nodeSelector, tolerations, affinity, pod labels and pod
+// annotations; see Placement. The ConfigMap is optional; a malformed entry
+// makes Start fail with an error naming the entry's key.
+//
+// # Permissions
+//
+// The dispatcher's ServiceAccount needs, in its namespace: create, get,
+// list and watch on jobs (batch); list and watch on pods; list and watch on
+// the functions ConfigMap, which a rule with resourceNames allows since it
+// is watched with a metadata.name field selector.
+package kube
