@@ -23,6 +23,15 @@ type Schedule struct {
 	CreatedAt time.Time   `json:"createdAt"`
 }
 
+// Request returns the job request each tick of the schedule carries.
+func (s Schedule) Request() job.Request {
+	return job.Request{Function: s.Function, Args: s.Args, Schedule: s.ID}
+}
+
+// ResourceName returns the name of the PingSource of schedule id. The local
+// store's ticks name it in their source too, as a PingSource's ticks do.
+func ResourceName(id string) string { return "kjobs-schedule-" + id }
+
 // ErrNotFound is returned for a schedule ID that does not exist.
 var ErrNotFound = errors.New("schedule not found")
 

@@ -1,0 +1,45 @@
+package local_test
+
+import (
+	"context"
+	"fmt"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+
+	"github.com/kjobs/kjobs/internal/schedule"
+	"github.com/kjobs/kjobs/internal/schedule/local"
+)
+
+// printer is a Sender that prints the first tick and ends the example.
+type printer struct{ stop context.CancelFunc }
+
+func (p printer) Send(_ context.Context, e cloudevents.Event) error {
+	fmt.Println(e.Type())
+	fmt.Println(e.Source())
+	fmt.Println(e.Extensions()["kjobsorigin"])
+	fmt.Println(string(e.Data()))
+	p.stop()
+	return nil
+}
+
+// A local Store sends what the schedule's PingSource would send in a
+// cluster.
+func ExampleStore() {
+	ctx, stop := context.WithCancel(context.Background())
+	s := local.New(printer{stop: stop})
+	id := "0198c2f0-7c1e-7000-8000-000000000001"
+	if _, err := s.Create(ctx, schedule.Schedule{
+		ID: id, Name: "every second", Cron: "* * * * * *", Function: "sample", Args: map[string]string{"greeting": "hello"},
+	}); err != nil {
+		fmt.Println(err)
+		return
+	}
+	if err := s.Run(ctx); err != nil {
+		fmt.Println(err)
+	}
+	// Output:
+	// dev.knative.sources.ping
+	// /apis/v1/namespaces/local/pingsources/kjobs-schedule-0198c2f0-7c1e-7000-8000-000000000001
+	// schedule
+	// {"function":"sample","args":{"greeting":"hello"},"schedule":"0198c2f0-7c1e-7000-8000-000000000001"}
+}
