@@ -131,7 +131,7 @@ func TestBadInput(t *testing.T) {
 		detailHas string
 	}{
 		{"malformed json", request{"POST", "/jobs", `{"function":`, nil}, 400, problem.MalformedJSON, "", "unexpected end"},
-		{"not an object", request{"POST", "/jobs", `[1,2]`, nil}, 400, problem.InvalidField, "", "array"},
+		{"not an object", request{"POST", "/jobs", `[1,2]`, nil}, 400, problem.MalformedJSON, "", "got a JSON array, want an object"},
 		{"trailing data", request{"POST", "/jobs", `{"function":"echo"} {}`, nil}, 400, problem.MalformedJSON, "", "after the JSON object"},
 		{"unknown field", request{"POST", "/jobs", `{"function":"echo","priority":1}`, nil}, 400, problem.InvalidField, "priority", "unknown field"},
 		{"function of the wrong type", request{"POST", "/jobs", `{"function":5}`, nil}, 400, problem.InvalidField, "function", "want a string"},

@@ -108,7 +108,7 @@ func describeJSONError(err error) error {
 	case errors.As(err, &typeErr):
 		field := typeErr.Field
 		if field == "" {
-			field = "body"
+			return &FieldError{Field: "body", Detail: fmt.Sprintf("got a JSON %s, want an object", typeErr.Value)}
 		}
 		want := typeErr.Type.String()
 		switch {

@@ -131,6 +131,7 @@ func backends(ctx context.Context, cfg Config, log *slog.Logger) (runner.Runner,
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("stack: KUBECONFIG: %w", err)
 	}
+	rest.QPS, rest.Burst = 50, 100 // as the dispatcher: a burst of deliveries creates a burst of Jobs
 	kc, err := kubernetes.NewForConfig(rest)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("stack: %w", err)

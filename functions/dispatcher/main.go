@@ -1,0 +1,98 @@
+// Command dispatcher is the subscriber of the kjobs Triggers: each delivery
+// becomes one attempt, run as a batch/v1 Job, and its dead-letter path
+// marks jobs failed for good.
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/kjobs/kjobs/internal/dispatch"
+	"github.com/kjobs/kjobs/internal/httpserver"
+	"github.com/kjobs/kjobs/internal/runner/kube"
+	"github.com/kjobs/kjobs/internal/store"
+)
+
+type envConfig struct {
+	// Port to listen on; Knative sets it. Defaults to 8080.
+	Port int `envconfig:"PORT" default:"8080"`
+	// RedisURL is where job state lives.
+	RedisURL string `envconfig:"REDIS_URL" required:"true"`
+	// Namespace holds the Jobs; from the downward API.
+	Namespace string `envconfig:"KJOBS_NAMESPACE" required:"true"`
+	// ProcessorImage is the image every Job runs.
+	ProcessorImage string `envconfig:"KJOBS_PROCESSOR_IMAGE" required:"true"`
+	// JobDeadline is each Job's activeDeadlineSeconds.
+	JobDeadline time.Duration `envconfig:"KJOBS_JOB_DEADLINE" default:"10m"`
+	// JobTTL is each Job's ttlSecondsAfterFinished.
+	JobTTL time.Duration `envconfig:"KJOBS_JOB_TTL" default:"1h"`
+	// FunctionsConfigMap places and sizes each function's pods.
+	FunctionsConfigMap string `envconfig:"KJOBS_FUNCTIONS_CONFIGMAP" default:"kjobs-functions"`
+	// Retention is how long finished jobs are kept.
+	Retention time.Duration `envconfig:"KJOBS_RETENTION" default:"168h"`
+}
+
+func main() {
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	if err := run(log); err != nil {
+		log.Error("dispatcher stopped", "error", err)
+		os.Exit(1)
+	}
+}
+
+func run(log *slog.Logger) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var env envConfig
+	if err := envconfig.Process("", &env); err != nil {
+		return err
+	}
+	redisOpts, err := redis.ParseURL(env.RedisURL)
+	if err != nil {
+		return err
+	}
+	rdb := redis.NewClient(redisOpts)
+	defer rdb.Close()
+	restCfg, err := rest.InClusterConfig()
+	if err != nil {
+		return err
+	}
+	// client-go's default of 5 requests a second would throttle a burst of
+	// deliveries, each of which creates a Job.
+	restCfg.QPS, restCfg.Burst = 50, 100
+	client, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return err
+	}
+	runner, err := kube.New(ctx, client, kube.Config{
+		Namespace: env.Namespace, Image: env.ProcessorImage, Deadline: env.JobDeadline,
+		TTL: env.JobTTL, FunctionsConfigMap: env.FunctionsConfigMap,
+	})
+	if err != nil {
+		return err
+	}
+	d := dispatch.New(store.New(rdb, store.Options{Retention: env.Retention}), runner, log)
+	handler, err := d.Handler(ctx, prometheus.NewRegistry())
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", ":"+strconv.Itoa(env.Port))
+	if err != nil {
+		return err
+	}
+	log.Info("dispatcher listening", "addr", l.Addr().String())
+	// A delivery waits for its Job, so the write timeout outlasts a job.
+	return httpserver.New(handler, httpserver.Timeouts{Write: env.JobDeadline + time.Minute}, log).Serve(ctx, l)
+}

@@ -1,0 +1,58 @@
+// Command kjobs serves the real kjobs API handler for BENCHMARKS.md: the
+// same api.New, store and Redis scripts as the local stack and the cluster,
+// with POST /jobs handing events off to an in-process queue as the local
+// stack's broker does. The queue is drained without running jobs, so the
+// benchmark measures accepting jobs, not running thousands of processes.
+package main
+
+import (
+	"context"
+	"flag"
+	"log"
+	"log/slog"
+	"net"
+	"os"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/kjobs/kjobs/internal/api"
+	"github.com/kjobs/kjobs/internal/httpserver"
+	localschedule "github.com/kjobs/kjobs/internal/schedule/local"
+	"github.com/kjobs/kjobs/internal/store"
+)
+
+// queue is the hand-off of the local stack's broker: a buffered channel.
+type queue chan cloudevents.Event
+
+func (q queue) Send(_ context.Context, e cloudevents.Event) error {
+	q <- e
+	return nil
+}
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
+	redisURL := flag.String("redis", "redis://127.0.0.1:6379", "Redis URL")
+	flag.Parse()
+	opts, err := redis.ParseURL(*redisURL)
+	if err != nil {
+		log.Fatal(err)
+	}
+	q := make(queue, 10000)
+	go func() {
+		for range q {
+		}
+	}()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	h := api.New(api.Config{
+		Store:     store.New(redis.NewClient(opts), store.Options{}),
+		Sender:    q,
+		Schedules: localschedule.New(q),
+		Log:       logger,
+	})
+	l, err := net.Listen("tcp", *addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	log.Fatal(httpserver.New(h, httpserver.Timeouts{}, logger).Serve(context.Background(), l))
+}

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Reproduces BENCHMARKS.md: wrk against the kjobs API handler and against a
+# bare net/http + go-redis handler doing the same Redis writes, side by
+# side on one redis-server, then GET /jobs/stats with 1,000 and 1,000,000
+# jobs stored. Needs redis-server and wrk (apt-get install redis-server wrk).
+#
+# Usage: hack/bench/run.sh [duration, default 10s]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+duration=${1:-10s}
+work=$(mktemp -d)
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+export CGO_ENABLED=0 GOFLAGS=-trimpath
+go build -o "$work/" ./hack/bench/bare ./hack/bench/kjobs ./hack/bench/seed
+
+rport=$(free_port)
+redis-server --bind 127.0.0.1 --port "$rport" --save '' --appendonly no --dir "$work" --logfile "$work/redis.log" &
+pids+=($!)
+redis="redis://127.0.0.1:$rport"
+until redis-cli -p "$rport" ping >/dev/null 2>&1; do sleep 0.1; done
+
+kport=$(free_port)
+bport=$(free_port)
+"$work/kjobs" -addr "127.0.0.1:$kport" -redis "$redis" &
+pids+=($!)
+"$work/bare" -addr "127.0.0.1:$bport" -redis "$redis" &
+pids+=($!)
+sleep 1
+
+bench() { # name url [wrk args]
+  local name=$1 url=$2
+  shift 2
+  echo "== $name"
+  wrk -t1 -c32 -d"$duration" --latency "$@" "$url" | grep -E 'Requests/sec|^ +(50|99)%|Non-2xx|Socket errors'
+}
+
+bench "kjobs POST /jobs" "http://127.0.0.1:$kport/jobs" -s hack/bench/post.lua
+bench "bare  POST /jobs" "http://127.0.0.1:$bport/jobs" -s hack/bench/post.lua
+bench "kjobs GET /jobs/stats" "http://127.0.0.1:$kport/jobs/stats"
+bench "bare  GET /jobs/stats" "http://127.0.0.1:$bport/jobs/stats"
+
+for n in 1000 1000000; do
+  redis-cli -p "$rport" flushall >/dev/null
+  "$work/seed" -n "$n" -redis "$redis"
+  echo "-- $(redis-cli -p "$rport" dbsize) keys stored"
+  bench "kjobs GET /jobs/stats with $n jobs" "http://127.0.0.1:$kport/jobs/stats"
+done

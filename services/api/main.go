@@ -1,0 +1,99 @@
+// Command api serves the kjobs HTTP API as a Knative Service: it records
+// jobs in Redis, sends their events to the Broker at K_SINK and keeps
+// schedules as PingSources in its namespace.
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+	"github.com/redis/go-redis/v9"
+	"k8s.io/client-go/rest"
+	eventingclient "knative.dev/eventing/pkg/client/clientset/versioned"
+
+	"github.com/kjobs/kjobs/internal/api"
+	"github.com/kjobs/kjobs/internal/delivery"
+	"github.com/kjobs/kjobs/internal/httpserver"
+	"github.com/kjobs/kjobs/internal/schedule/ping"
+	"github.com/kjobs/kjobs/internal/store"
+)
+
+type envConfig struct {
+	// Port to listen on; Knative sets it. Defaults to 8080.
+	Port int `envconfig:"PORT" default:"8080"`
+	// RedisURL is where job state lives.
+	RedisURL string `envconfig:"REDIS_URL" required:"true"`
+	// Sink is the Broker's address, injected by the SinkBinding.
+	Sink string `envconfig:"K_SINK" required:"true"`
+	// TokensFile holds the accepted bearer tokens, one per line.
+	TokensFile string `envconfig:"KJOBS_AUTH_TOKENS_FILE" default:"/var/run/secrets/kjobs/tokens"`
+	// AuthDisabled serves every route without a token. For local use only.
+	AuthDisabled bool `envconfig:"KJOBS_AUTH_DISABLED" default:"false"`
+	// Retention is how long finished jobs are kept.
+	Retention time.Duration `envconfig:"KJOBS_RETENTION" default:"168h"`
+	// Namespace holds the PingSources; from the downward API.
+	Namespace string `envconfig:"KJOBS_NAMESPACE" required:"true"`
+	// Broker is the PingSources' sink.
+	Broker string `envconfig:"KJOBS_BROKER" default:"kjobs"`
+}
+
+func main() {
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	if err := run(log); err != nil {
+		log.Error("api stopped", "error", err)
+		os.Exit(1)
+	}
+}
+
+func run(log *slog.Logger) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var env envConfig
+	if err := envconfig.Process("", &env); err != nil {
+		return err
+	}
+	redisOpts, err := redis.ParseURL(env.RedisURL)
+	if err != nil {
+		return err
+	}
+	rdb := redis.NewClient(redisOpts)
+	defer rdb.Close()
+	sender, err := delivery.NewHTTPSender(env.Sink)
+	if err != nil {
+		return err
+	}
+	restCfg, err := rest.InClusterConfig()
+	if err != nil {
+		return err
+	}
+	eventing, err := eventingclient.NewForConfig(restCfg)
+	if err != nil {
+		return err
+	}
+	var auth *api.Tokens
+	if env.AuthDisabled {
+		log.Warn("API auth is disabled by KJOBS_AUTH_DISABLED: every route answers without a token")
+	} else if auth, err = api.LoadTokens(env.TokensFile); err != nil {
+		return err
+	}
+	handler := api.New(api.Config{
+		Store:     store.New(rdb, store.Options{Retention: env.Retention}),
+		Sender:    sender,
+		Schedules: ping.New(eventing, ping.Config{Namespace: env.Namespace, Broker: env.Broker}),
+		Auth:      auth,
+		Log:       log,
+	})
+	l, err := net.Listen("tcp", ":"+strconv.Itoa(env.Port))
+	if err != nil {
+		return err
+	}
+	log.Info("api listening", "addr", l.Addr().String())
+	return httpserver.New(handler, httpserver.Timeouts{}, log).Serve(ctx, l)
+}
