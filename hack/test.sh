@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# What `make test` runs: installs redis-server when it is missing, builds the
+# tools (cached), starts one control plane for the whole run, runs every test
+# and then a short fuzz run of every fuzz target against it, and stops it.
+# Exits non-zero when anything failed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+begin=$SECONDS
+
+# The Makefile exports these; set them here too so that running this script
+# directly tests the same way and shares ko's Go build cache.
+export CGO_ENABLED=${CGO_ENABLED:-0}
+export GOFLAGS=${GOFLAGS:--trimpath}
+
+if ! command -v redis-server >/dev/null; then
+  echo "test.sh: installing redis-server..." >&2
+  sudo=()
+  [[ $EUID -eq 0 ]] || sudo=(sudo)
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+fi
+KJOBS_REDIS_SERVER=$(command -v redis-server)
+export KJOBS_REDIS_SERVER
+
+# kube-apiserver and etcd come from KUBEBUILDER_ASSETS when it is set (then
+# KJOBS_TOOLS_BIN has no etcd).
+tools=(kube kwok ko)
+[[ -n ${KUBEBUILDER_ASSETS:-} ]] || tools+=(etcd)
+KJOBS_TOOLS_BIN=$(hack/tools/build.sh "${tools[@]}")
+export KJOBS_TOOLS_BIN
+export PATH="$KJOBS_TOOLS_BIN:$PATH"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/kjobs-test.XXXXXX")
+# Keep kubectl's discovery cache out of ~/.kube.
+export KUBECACHEDIR=$work/kubecache
+logs=$root/_output/controlplane # git-ignored; kept for a look after a failure
+rm -rf "$logs"
+
+cp_pid=
+stop_controlplane() {
+  [[ -n $cp_pid ]] || return 0
+  local rc=0
+  kill -TERM "$cp_pid" 2>/dev/null || true
+  wait "$cp_pid" || rc=$?
+  cp_pid=
+  return "$rc"
+}
+trap 'stop_controlplane || true; rm -rf "$work"' EXIT
+trap 'echo "test.sh: interrupted" >&2; exit 130' INT TERM
+
+go build -o "$work/controlplane" ./hack/controlplane
+"$work/controlplane" -logs "$logs" >"$work/kubeconfig-path" &
+cp_pid=$!
+# It prints the kubeconfig's path once everything is ready.
+until [[ -s $work/kubeconfig-path ]]; do
+  if ! kill -0 "$cp_pid" 2>/dev/null; then
+    wait "$cp_pid" || true
+    cp_pid=
+    echo "test.sh: FAIL: the control plane did not start (logs in $logs)" >&2
+    exit 1
+  fi
+  sleep 0.2
+done
+KJOBS_KUBECONFIG=$(<"$work/kubeconfig-path")
+# KUBECONFIG too: a kubectl that a test runs without testenv.Kubectl then
+# reaches the test cluster, never the developer's own.
+export KJOBS_KUBECONFIG KUBECONFIG=$KJOBS_KUBECONFIG
+
+failed=()
+go test -count=1 ./... || failed+=("go test ./...")
+
+# `go test -list` prints each package's matching names, then "ok <package>";
+# it fails when a package does not build, which `go test` has reported
+# already: fuzz the packages that do.
+fuzz=()
+list=$(go test -list '^Fuzz' ./...) || failed+=("go test -list")
+names=()
+while read -r first second _; do
+  case $first in
+  Fuzz*) names+=("$first") ;;
+  ok)
+    for name in "${names[@]}"; do fuzz+=("$second $name"); done
+    names=()
+    ;;
+  esac
+done <<<"$list"
+for target in "${fuzz[@]}"; do
+  read -r pkg name <<<"$target"
+  go test -run '^$' -fuzz "^$name\$" -fuzztime 10s "$pkg" || failed+=("fuzz $name ($pkg)")
+done
+
+# It exits non-zero only when a component failed during the tests.
+stop_controlplane || failed+=("the control plane (a component exited during the tests)")
+
+elapsed=$((SECONDS - begin))
+if [[ ${#failed[@]} -gt 0 ]]; then
+  printf 'test.sh: failed: %s\n' "${failed[@]}" >&2
+  echo "test.sh: FAIL after ${elapsed}s (control plane logs in $logs)" >&2
+  exit 1
+fi
+echo "test.sh: PASS: all tests and ${#fuzz[@]} fuzz targets (10s each) in ${elapsed}s"
