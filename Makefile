@@ -24,3 +24,14 @@ run: build ## the whole pipeline on 127.0.0.1:$(PORT), no cluster needed
 
 test: ## install and start what the tests need, then run every test
 	hack/test.sh
+
+# ko comes from hack/tools (the pinned version, so a release is reproducible);
+# kubectl is yours, matching your cluster.
+images: ## build and push every image to $(KO_DOCKER_REPO) with ko
+	bin="$$(hack/tools/build.sh ko)"; PATH="$$bin:$$PATH" hack/images.sh
+
+deploy: ## build from source and apply the dev overlay to the current kubeconfig (needs KO_DOCKER_REPO)
+	ko="$$(hack/tools/build.sh ko)/ko"; kubectl kustomize kustomize/overlays/dev | "$$ko" resolve -B -f - | kubectl apply -f -
+
+release: ## push every image to $(KO_DOCKER_REPO) and pin kustomize/overlays to them by digest
+	bin="$$(hack/tools/build.sh ko)"; PATH="$$bin:$$PATH" hack/release.sh
