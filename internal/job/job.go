@@ -14,7 +14,7 @@ type Job struct {
 	Status   Status    `json:"status"`
 	Attempts []Attempt `json:"attempts"`
 	// Schedule is the ID of the schedule that started the job, if any.
-	Schedule  string    `json:"schedule,omitempty"`
+	Schedule  string    `json:"schedule"`
 	Error     string    `json:"error,omitempty"`
 	CreatedAt time.Time `json:"createdAt"`
 	UpdatedAt time.Time `json:"updatedAt"`

@@ -16,7 +16,7 @@ type Schedule struct {
 	ID        string      `json:"id"`
 	Name      string      `json:"name"`
 	Cron      string      `json:"cron"`
-	Timezone  string      `json:"timezone,omitempty"`
+	Timezone  string      `json:"timezone"`
 	Function  string      `json:"function"`
 	Args      job.Args    `json:"args"`
 	NextRuns  []time.Time `json:"nextRuns"`
