@@ -17,7 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kjobs/kjobs/internal/dispatch"
 	"github.com/kjobs/kjobs/internal/httpserver"
@@ -65,7 +65,9 @@ func run(log *slog.Logger) error {
 	}
 	rdb := redis.NewClient(redisOpts)
 	defer rdb.Close()
-	restCfg, err := rest.InClusterConfig()
+	// In a pod this is the in-cluster config; elsewhere KUBECONFIG's, so
+	// that the same binary runs against any cluster from a laptop or a test.
+	restCfg, err := clientcmd.BuildConfigFromFlags("", os.Getenv("KUBECONFIG"))
 	if err != nil {
 		return err
 	}

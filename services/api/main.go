@@ -15,7 +15,7 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 	"github.com/redis/go-redis/v9"
-	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	eventingclient "knative.dev/eventing/pkg/client/clientset/versioned"
 
 	"github.com/kjobs/kjobs/internal/api"
@@ -69,7 +69,9 @@ func run(log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	restCfg, err := rest.InClusterConfig()
+	// In a pod this is the in-cluster config; elsewhere KUBECONFIG's, so
+	// that the same binary runs against any cluster from a laptop or a test.
+	restCfg, err := clientcmd.BuildConfigFromFlags("", os.Getenv("KUBECONFIG"))
 	if err != nil {
 		return err
 	}
