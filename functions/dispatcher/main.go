@@ -30,8 +30,10 @@ type envConfig struct {
 	Port int `envconfig:"PORT" default:"8080"`
 	// RedisURL is where job state lives.
 	RedisURL string `envconfig:"REDIS_URL" required:"true"`
-	// Namespace holds the Jobs; from the downward API.
-	Namespace string `envconfig:"KJOBS_NAMESPACE" required:"true"`
+	// Namespace holds the Jobs. Defaults to the pod's own namespace.
+	Namespace string `envconfig:"KJOBS_NAMESPACE"`
+	// JobServiceAccount is the identity of the Jobs' pods.
+	JobServiceAccount string `envconfig:"KJOBS_JOB_SERVICE_ACCOUNT" default:"kjobs-job"`
 	// ProcessorImage is the image every Job runs.
 	ProcessorImage string `envconfig:"KJOBS_PROCESSOR_IMAGE" required:"true"`
 	// JobDeadline is each Job's activeDeadlineSeconds.
@@ -65,11 +67,18 @@ func run(log *slog.Logger) error {
 	}
 	rdb := redis.NewClient(redisOpts)
 	defer rdb.Close()
-	// In a pod this is the in-cluster config; elsewhere KUBECONFIG's, so
-	// that the same binary runs against any cluster from a laptop or a test.
-	restCfg, err := clientcmd.BuildConfigFromFlags("", os.Getenv("KUBECONFIG"))
+	// In a pod this is the in-cluster config and namespace; elsewhere
+	// KUBECONFIG's, so that the same binary runs against any cluster.
+	kubeconfig := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
+		clientcmd.NewDefaultClientConfigLoadingRules(), &clientcmd.ConfigOverrides{})
+	restCfg, err := kubeconfig.ClientConfig()
 	if err != nil {
 		return err
+	}
+	if env.Namespace == "" {
+		if env.Namespace, _, err = kubeconfig.Namespace(); err != nil {
+			return err
+		}
 	}
 	// client-go's default of 5 requests a second would throttle a burst of
 	// deliveries, each of which creates a Job.
@@ -79,8 +88,8 @@ func run(log *slog.Logger) error {
 		return err
 	}
 	runner, err := kube.New(ctx, client, kube.Config{
-		Namespace: env.Namespace, Image: env.ProcessorImage, Deadline: env.JobDeadline,
-		TTL: env.JobTTL, FunctionsConfigMap: env.FunctionsConfigMap,
+		Namespace: env.Namespace, Image: env.ProcessorImage, ServiceAccount: env.JobServiceAccount,
+		Deadline: env.JobDeadline, TTL: env.JobTTL, FunctionsConfigMap: env.FunctionsConfigMap,
 	})
 	if err != nil {
 		return err

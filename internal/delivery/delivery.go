@@ -23,7 +23,7 @@ import (
 )
 
 // TriggerSpec is the delivery spec of both kjobs Triggers, as
-// config/300-triggers.yaml writes it: two retries, exponential backoff from
+// config/300-trigger-*.yaml write it: two retries, exponential backoff from
 // 2 s (so 2 s, then 4 s), and a request timeout longer than a job may run.
 // The dead-letter sink is the dispatcher's /dead-letter.
 func TriggerSpec() eventingduckv1.DeliverySpec {
@@ -32,7 +32,7 @@ func TriggerSpec() eventingduckv1.DeliverySpec {
 		Retry:         ptr.Int32(2),
 		BackoffPolicy: &policy,
 		BackoffDelay:  ptr.String("PT2S"),
-		Timeout:       ptr.String("PT15M"),
+		Timeout:       ptr.String("PT10M"),
 	}
 }
 

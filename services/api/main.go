@@ -38,8 +38,8 @@ type envConfig struct {
 	AuthDisabled bool `envconfig:"KJOBS_AUTH_DISABLED" default:"false"`
 	// Retention is how long finished jobs are kept.
 	Retention time.Duration `envconfig:"KJOBS_RETENTION" default:"168h"`
-	// Namespace holds the PingSources; from the downward API.
-	Namespace string `envconfig:"KJOBS_NAMESPACE" required:"true"`
+	// Namespace holds the PingSources. Defaults to the pod's own namespace.
+	Namespace string `envconfig:"KJOBS_NAMESPACE"`
 	// Broker is the PingSources' sink.
 	Broker string `envconfig:"KJOBS_BROKER" default:"kjobs"`
 }
@@ -69,11 +69,18 @@ func run(log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	// In a pod this is the in-cluster config; elsewhere KUBECONFIG's, so
-	// that the same binary runs against any cluster from a laptop or a test.
-	restCfg, err := clientcmd.BuildConfigFromFlags("", os.Getenv("KUBECONFIG"))
+	// In a pod this is the in-cluster config and namespace; elsewhere
+	// KUBECONFIG's, so that the same binary runs against any cluster.
+	kubeconfig := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
+		clientcmd.NewDefaultClientConfigLoadingRules(), &clientcmd.ConfigOverrides{})
+	restCfg, err := kubeconfig.ClientConfig()
 	if err != nil {
 		return err
+	}
+	if env.Namespace == "" {
+		if env.Namespace, _, err = kubeconfig.Namespace(); err != nil {
+			return err
+		}
 	}
 	eventing, err := eventingclient.NewForConfig(restCfg)
 	if err != nil {

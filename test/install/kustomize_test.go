@@ -143,7 +143,7 @@ func TestTriggers(t *testing.T) {
 				"retry":          int64(2),
 				"backoffPolicy":  "exponential",
 				"backoffDelay":   "PT2S",
-				"timeout":        "PT15M",
+				"timeout":        "PT10M",
 				"deadLetterSink": map[string]any{"ref": dispatcherRef, "uri": "/dead-letter"},
 			},
 		}
@@ -212,8 +212,8 @@ func TestNameReferences(t *testing.T) {
 		}
 	}
 	// Environment values that name nothing stay as they are.
-	if got := env(t, dispatcher, "KJOBS_JOB_DEADLINE"); got != "10m" {
-		t.Errorf("KJOBS_JOB_DEADLINE = %q, want 10m", got)
+	if got := env(t, dispatcher, "KJOBS_JOB_DEADLINE"); got != "9m" {
+		t.Errorf("KJOBS_JOB_DEADLINE = %q, want 9m", got)
 	}
 	for _, svc := range []*unstructured.Unstructured{api, dispatcher} {
 		for _, name := range secretRefs(svc) {
