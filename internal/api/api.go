@@ -85,6 +85,7 @@ func New(cfg Config) *Server {
 	private("GET /jobs/schedule", s.listSchedules)
 	private("GET /jobs/schedule/{id}", s.getSchedule)
 	private("DELETE /jobs/schedule/{id}", s.deleteSchedule)
+	s.mux.HandleFunc("/", s.noRoute)
 	return s
 }
 
@@ -92,18 +93,19 @@ func New(cfg Config) *Server {
 // from an unknown path (404).
 var probeMethods = []string{http.MethodGet, http.MethodPost, http.MethodDelete}
 
-// ServeHTTP routes r, answering unknown routes with problems rather than
-// ServeMux's plain text.
+// ServeHTTP routes r.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if _, pattern := s.mux.Handler(r); pattern != "" {
-		s.mux.ServeHTTP(w, r)
-		return
-	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// noRoute answers what no route takes with a problem rather than ServeMux's
+// plain text: 405 with Allow for a path served with other methods, else 404.
+func (s *Server) noRoute(w http.ResponseWriter, r *http.Request) {
 	var allow []string
 	for _, m := range probeMethods {
 		probe := r.Clone(r.Context())
 		probe.Method = m
-		if _, pattern := s.mux.Handler(probe); pattern != "" {
+		if _, pattern := s.mux.Handler(probe); pattern != "/" {
 			allow = append(allow, m)
 		}
 	}
@@ -142,6 +144,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // which a client may retry, or 500 otherwise. The answer never carries the
 // error text, which may name internal addresses.
 func (s *Server) internalError(w http.ResponseWriter, r *http.Request, op string, err error) {
+	if r.Context().Err() != nil {
+		// The client went away; there is no one to answer.
+		s.cfg.Log.Debug(op+": client gone", "error", err)
+		return
+	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || isConnError(err) {
 		s.cfg.Log.Warn(op+": backing service unavailable", "error", err)
 		problem.Write(w, r, problem.Unavailable, "a backing service did not answer; retry later")

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -43,7 +44,13 @@ type Store struct {
 	rdb       redis.UniversalClient
 	retention time.Duration
 	now       func() time.Time
+	// lastTrim is when a Create last trimmed the index, in Unix ms.
+	lastTrim atomic.Int64
 }
+
+// trimEvery spaces out the index trims that Create does: expired entries
+// may wait that long, and accepting a job stays a few commands.
+const trimEvery = time.Second
 
 // New returns a Store over rdb.
 func New(rdb redis.UniversalClient, opts Options) *Store {
@@ -68,7 +75,8 @@ func (s *Store) Ping(ctx context.Context) error {
 // KEYS[6] status:succeeded, KEYS[7] status:failed.
 // ARGV[1] id, ARGV[2] function, ARGV[3] args JSON, ARGV[4] schedule,
 // ARGV[5] now (Unix ms), ARGV[6] index member, ARGV[7] retention (s),
-// ARGV[8] "1" to honour the idempotency key, ARGV[9] the oldest member kept.
+// ARGV[8] "1" to honour the idempotency key, ARGV[9] the oldest member kept,
+// or "" not to trim.
 //
 // Returns {1, id} when created, {0, id} with the ID that already stands for
 // this job or idempotency key. It also trims index entries older than the
@@ -88,9 +96,11 @@ redis.call("HINCRBY", KEYS[4], "queued", 1)
 if ARGV[8] == "1" then
   redis.call("SET", KEYS[5], ARGV[1], "EX", ARGV[7])
 end
-redis.call("ZREMRANGEBYLEX", KEYS[2], "-", "(" .. ARGV[9])
-redis.call("ZREMRANGEBYLEX", KEYS[6], "-", "(" .. ARGV[9])
-redis.call("ZREMRANGEBYLEX", KEYS[7], "-", "(" .. ARGV[9])
+if ARGV[9] ~= "" then
+  redis.call("ZREMRANGEBYLEX", KEYS[2], "-", "(" .. ARGV[9])
+  redis.call("ZREMRANGEBYLEX", KEYS[6], "-", "(" .. ARGV[9])
+  redis.call("ZREMRANGEBYLEX", KEYS[7], "-", "(" .. ARGV[9])
+end
 return {1, ARGV[1]}
 `)
 
@@ -110,7 +120,7 @@ func (s *Store) Create(ctx context.Context, id string, req job.Request, idempote
 	res, err := createScript.Run(ctx, s.rdb,
 		[]string{jobKey(id), indexKey(), statusKey(job.Queued), statsKey(), key, statusKey(job.Succeeded), statusKey(job.Failed)},
 		id, req.Function, args, req.Schedule, now.UnixMilli(), member(now, id), int64(s.retention/time.Second), useKey,
-		member(now.Add(-s.retention), ""),
+		s.trimBound(now),
 	).Slice()
 	if err != nil {
 		return job.Job{}, false, fmt.Errorf("store.Create: %w", err)
@@ -124,6 +134,16 @@ func (s *Store) Create(ctx context.Context, id string, req job.Request, idempote
 	}
 	j, err = s.Get(ctx, res[1].(string))
 	return j, false, err
+}
+
+// trimBound returns the oldest index member to keep, or "" when another
+// Create trimmed less than trimEvery ago.
+func (s *Store) trimBound(now time.Time) string {
+	last := s.lastTrim.Load()
+	if now.UnixMilli()-last < trimEvery.Milliseconds() || !s.lastTrim.CompareAndSwap(last, now.UnixMilli()) {
+		return ""
+	}
+	return member(now.Add(-s.retention), "")
 }
 
 func argsOrEmpty(a job.Args) job.Args {
