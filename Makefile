@@ -11,7 +11,7 @@ export KO_CONFIG_PATH := $(CURDIR)/ko.yaml
 BIN := $(CURDIR)/bin
 PORT ?= 8080
 
-.PHONY: help build run test images deploy release bench fuzz
+.PHONY: help build run test bench images deploy release
 
 help: ## show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -24,6 +24,9 @@ run: build ## the whole pipeline on 127.0.0.1:$(PORT), no cluster needed
 
 test: ## install and start what the tests need, then run every test
 	hack/test.sh
+
+bench: ## the load benchmarks of BENCHMARKS.md (needs redis-server and wrk)
+	hack/bench/run.sh
 
 # ko comes from hack/tools (the pinned version, so a release is reproducible);
 # kubectl is yours, matching your cluster.
