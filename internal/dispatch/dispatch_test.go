@@ -1,0 +1,223 @@
+package dispatch
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/cloudevents/sdk-go/v2/protocol"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+
+	"github.com/kjobs/kjobs/internal/event"
+	"github.com/kjobs/kjobs/internal/job"
+	"github.com/kjobs/kjobs/internal/runner/local"
+	"github.com/kjobs/kjobs/internal/store"
+	"github.com/kjobs/kjobs/internal/testenv"
+)
+
+var processor string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "kjobs-dispatch-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	processor = filepath.Join(dir, "processor")
+	build := exec.Command("go", "build", "-o", processor, "github.com/kjobs/kjobs/processor")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building the processor:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func setup(t *testing.T) (*Dispatcher, *store.Store) {
+	t.Helper()
+	st := store.New(testenv.Redis(t), store.Options{})
+	r := local.New(local.Config{Processor: processor, Dir: t.TempDir()})
+	t.Cleanup(r.Close)
+	return New(st, r, slog.New(slog.NewTextHandler(io.Discard, nil))), st
+}
+
+func requested(t *testing.T, data string) cloudevents.Event {
+	t.Helper()
+	e := cloudevents.NewEvent()
+	e.SetID(uuid.NewString())
+	e.SetType(event.TypeRequested)
+	e.SetSource(event.SourceAPI)
+	if err := e.SetData(cloudevents.ApplicationJSON, []byte(data)); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func status(t *testing.T, res error) int {
+	t.Helper()
+	if cloudevents.IsACK(res) {
+		return http.StatusOK
+	}
+	var r *cehttp.Result
+	if !protocol.ResultAs(res, &r) {
+		t.Fatalf("result %v has no HTTP status", res)
+	}
+	return r.StatusCode
+}
+
+func TestReceive(t *testing.T) {
+	tests := []struct {
+		name       string
+		data       string
+		deliveries int
+		want       []int
+		wantStatus job.Status
+		attempts   int
+	}{
+		{"success", `{"function":"echo","args":{"k":"v"}}`, 2, []int{200, 200}, job.Succeeded, 1},
+		{"failure is retried, each delivery one attempt", `{"function":"fail","args":{"message":"no"}}`, 3, []int{500, 500, 500}, job.Retrying, 3},
+		{"flaky succeeds at the second delivery", `{"function":"flaky","args":{"failures":"1"}}`, 3, []int{500, 200, 200}, job.Succeeded, 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d, st := setup(t)
+			e := requested(t, tc.data)
+			var got []int
+			for range tc.deliveries {
+				got = append(got, status(t, d.Receive(context.Background(), e)))
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("answers (-want +got):\n%s", diff)
+			}
+			j, err := st.Get(context.Background(), e.ID())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if j.Status != tc.wantStatus || len(j.Attempts) != tc.attempts {
+				t.Errorf("job %s with %d attempts, want %s with %d", j.Status, len(j.Attempts), tc.wantStatus, tc.attempts)
+			}
+		})
+	}
+}
+
+// TestNeverSucceeds checks that an event that can never become a job is
+// answered 400, which Knative sends straight to the dead-letter sink, and
+// that nothing runs or is recorded for it.
+func TestNeverSucceeds(t *testing.T) {
+	tests := []struct {
+		name  string
+		event func(t *testing.T) cloudevents.Event
+	}{
+		{"unknown function", func(t *testing.T) cloudevents.Event { return requested(t, `{"function":"nope"}`) }},
+		{"bad args", func(t *testing.T) cloudevents.Event {
+			return requested(t, `{"function":"sleep","args":{"seconds":"x"}}`)
+		}},
+		{"malformed data", func(t *testing.T) cloudevents.Event { return requested(t, `{"function":`) }},
+		{"id that cannot name a Job", func(t *testing.T) cloudevents.Event {
+			e := requested(t, `{"function":"echo"}`)
+			e.SetID("Not/A_Name")
+			return e
+		}},
+		{"foreign event type", func(t *testing.T) cloudevents.Event {
+			e := requested(t, `{"function":"echo"}`)
+			e.SetType("com.example.other")
+			return e
+		}},
+		{"ping without the kjobs origin", func(t *testing.T) cloudevents.Event {
+			e := requested(t, `{"function":"echo"}`)
+			e.SetType(event.TypePing)
+			return e
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d, st := setup(t)
+			e := tc.event(t)
+			if got := status(t, d.Receive(context.Background(), e)); got != http.StatusBadRequest {
+				t.Errorf("answer %d, want 400", got)
+			}
+			if _, err := st.Get(context.Background(), e.ID()); err == nil {
+				t.Error("a job was recorded for it")
+			}
+		})
+	}
+}
+
+func TestDeadLetter(t *testing.T) {
+	d, st := setup(t)
+	ctx := context.Background()
+	e := requested(t, `{"function":"fail","args":{"message":"no"}}`)
+	for range 3 {
+		d.Receive(ctx, e)
+	}
+	e.SetExtension("knativeerrorcode", "500")
+	e.SetExtension("knativeerrordata", base64.StdEncoding.EncodeToString([]byte("attempt 3 failed: no")))
+	for range 2 { // the dead-letter delivery may be repeated too
+		if got := status(t, d.DeadLetter(ctx, e)); got != http.StatusOK {
+			t.Fatalf("dead letter answered %d", got)
+		}
+	}
+	j, err := st.Get(ctx, e.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.Status != job.Failed || j.Error != "dead-lettered after HTTP 500: attempt 3 failed: no" {
+		t.Errorf("job %s with error %q", j.Status, j.Error)
+	}
+	stats, err := st.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(job.Stats{Failed: 1, Retries: 2}, stats); diff != "" {
+		t.Errorf("stats (-want +got):\n%s", diff)
+	}
+
+	// A tick for a function this dispatcher lacks was refused with 400 and
+	// never recorded; its dead letter still counts one failed job.
+	unknown := requested(t, `{"function":"nope"}`)
+	unknown.SetExtension("knativeerrorcode", "400")
+	if got := status(t, d.DeadLetter(ctx, unknown)); got != http.StatusOK {
+		t.Fatalf("dead letter answered %d", got)
+	}
+	if j, err := st.Get(ctx, unknown.ID()); err != nil || j.Status != job.Failed {
+		t.Errorf("unknown function's job = %v, %v; want failed", j.Status, err)
+	}
+}
+
+func TestDeadLetterReason(t *testing.T) {
+	full := base64.StdEncoding.EncodeToString([]byte("attempt 3 failed: disk full"))
+	tests := []struct {
+		name string
+		ext  map[string]string
+		want string
+	}{
+		{"no extensions", nil, "dead-lettered"},
+		{"code only", map[string]string{"knativeerrorcode": "400"}, "dead-lettered after HTTP 400"},
+		{"code and data", map[string]string{"knativeerrorcode": "500", "knativeerrordata": full}, "dead-lettered after HTTP 500: attempt 3 failed: disk full"},
+		{"data cut mid-quantum", map[string]string{"knativeerrorcode": "500", "knativeerrordata": full[:len(full)-3]}, "dead-lettered after HTTP 500: attempt 3 failed: disk"},
+		{"data not base64", map[string]string{"knativeerrorcode": "500", "knativeerrordata": "!!!!"}, "dead-lettered after HTTP 500"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := cloudevents.NewEvent()
+			for k, v := range tc.ext {
+				e.SetExtension(k, v)
+			}
+			if got := deadLetterReason(e); got != tc.want {
+				t.Errorf("deadLetterReason = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
