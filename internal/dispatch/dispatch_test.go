@@ -206,7 +206,7 @@ func TestDeadLetterReason(t *testing.T) {
 		{"no extensions", nil, "dead-lettered"},
 		{"code only", map[string]string{"knativeerrorcode": "400"}, "dead-lettered after HTTP 400"},
 		{"code and data", map[string]string{"knativeerrorcode": "500", "knativeerrordata": full}, "dead-lettered after HTTP 500: attempt 3 failed: disk full"},
-		{"data cut mid-quantum", map[string]string{"knativeerrorcode": "500", "knativeerrordata": full[:len(full)-3]}, "dead-lettered after HTTP 500: attempt 3 failed: disk"},
+		{"data cut mid-quantum", map[string]string{"knativeerrorcode": "500", "knativeerrordata": full[:len(full)-3]}, "dead-lettered after HTTP 500: attempt 3 failed: disk f"},
 		{"data not base64", map[string]string{"knativeerrorcode": "500", "knativeerrordata": "!!!!"}, "dead-lettered after HTTP 500"},
 	}
 	for _, tc := range tests {
