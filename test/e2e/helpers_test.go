@@ -1,0 +1,554 @@
+// Package e2e drives kjobs' real binaries and in-process pieces against the
+// real control plane `make test` starts (the Job controller runs the Jobs,
+// kwok plays the kubelet) and a real redis-server: redelivery of one event
+// many times at once, a dispatcher killed in the middle of an attempt, and
+// the local stack with KJOBS_RUNNER=kubernetes driven over HTTP.
+//
+// kwok runs no container: a pod succeeds unless its function's entry in the
+// kjobs-functions ConfigMap gives it the label of kwok's chaos stage
+// pod-container-running-failed, which fails it with the exit code, reason
+// and message of the entry's pod annotations.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptrace"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"golang.org/x/sync/errgroup"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
+
+	"github.com/kjobs/kjobs/internal/event"
+	"github.com/kjobs/kjobs/internal/job"
+	"github.com/kjobs/kjobs/internal/runner"
+	"github.com/kjobs/kjobs/internal/testenv"
+)
+
+// Labels of the Jobs the Kubernetes runner creates (internal/runner/kube).
+const (
+	labelJobID     = "kjobs.dev/job-id"
+	labelAttempt   = "kjobs.dev/attempt"
+	labelFunction  = "kjobs.dev/function"
+	labelManagedBy = "app.kubernetes.io/managed-by"
+)
+
+// Names the Kubernetes runner and the dispatcher use by default.
+const (
+	jobServiceAccount  = "kjobs-job"
+	functionsConfigMap = "kjobs-functions"
+	// processorImage is never pulled: kwok runs no container.
+	processorImage = "example.com/kjobs/processor:test"
+)
+
+// bin holds the binaries TestMain builds once for the package.
+var bin struct {
+	dispatcher string // github.com/kjobs/kjobs/functions/dispatcher
+	local      string // github.com/kjobs/kjobs/services/local
+}
+
+func TestMain(m *testing.M) {
+	os.Exit(runTests(m))
+}
+
+func runTests(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "kjobs-e2e")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	bin.dispatcher = filepath.Join(dir, "dispatcher")
+	bin.local = filepath.Join(dir, "local")
+	// The go command inherits CGO_ENABLED and GOFLAGS from `go test`, so
+	// these builds share its build cache.
+	var g errgroup.Group
+	for out, pkg := range map[string]string{
+		bin.dispatcher: "github.com/kjobs/kjobs/functions/dispatcher",
+		bin.local:      "github.com/kjobs/kjobs/services/local",
+	} {
+		g.Go(func() error {
+			build := exec.Command("go", "build", "-o", out, pkg)
+			if out, err := build.CombinedOutput(); err != nil {
+				return fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	return m.Run()
+}
+
+// timeout bounds a test's waiting on the control plane, which a busy
+// 2-core machine shared with other tests makes slow at times.
+func timeout(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// testLog returns a logger whose lines are shown only when the test fails.
+func testLog(t *testing.T) *slog.Logger {
+	var mu sync.Mutex
+	var buf bytes.Buffer
+	w := writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.Write(p)
+	})
+	t.Cleanup(func() {
+		if t.Failed() {
+			mu.Lock()
+			defer mu.Unlock()
+			t.Logf("log:\n%s", buf.String())
+		}
+	})
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// process is a child process of the test.
+type process struct {
+	name string
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{} // closed once it exited
+	err  error         // its exit, once done is closed
+}
+
+// startProcess runs path with the test's environment plus env, its output
+// in a file shown when the test fails, and SIGKILLs it when the test ends.
+func startProcess(t *testing.T, name, path string, env ...string) *process {
+	t.Helper()
+	p := &process{name: name, log: filepath.Join(t.TempDir(), name+".log"), done: make(chan struct{})}
+	out, err := os.Create(p.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close() // the child has its own descriptor
+	p.cmd = exec.Command(path)
+	// The last value of a repeated variable wins, so env overrides the
+	// test's own (a KUBECONFIG of the developer's, say).
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = out, out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", name, err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			t.Logf("%s", p.output())
+		}
+	})
+	return p
+}
+
+// kill SIGKILLs the process, as the kubelet does after the grace period or
+// the kernel on OOM, and waits until it is gone.
+func (p *process) kill() {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// output is the process's output, for a failure message.
+func (p *process) output() string {
+	b, _ := os.ReadFile(p.log)
+	return fmt.Sprintf("output of %s (%v):\n%s", p.name, p.cmd.ProcessState, b)
+}
+
+// waitReady polls url until it answers 200; it fails the test if the
+// process exits first.
+func (p *process) waitReady(t *testing.T, ctx context.Context, url string) {
+	t.Helper()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("%s exited before %s answered 200: %v\n%s", p.name, url, p.err, p.output())
+		case <-ctx.Done():
+			t.Fatalf("%s did not answer 200 on %s: %v (last error %v)", p.name, url, ctx.Err(), err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// cluster is a namespace of the test's own on the test control plane.
+type cluster struct {
+	cfg        *rest.Config
+	client     kubernetes.Interface
+	ns         string
+	kubeconfig string
+}
+
+// newCluster makes a namespace that enforces the restricted Pod Security
+// Standard, as the kjobs namespace does, with the ServiceAccount the Jobs'
+// pods run as and, unless functions is nil, the functions ConfigMap.
+func newCluster(t *testing.T, functions map[string]string) cluster {
+	t.Helper()
+	cfg := testenv.Kube(t) // fails the test when KJOBS_KUBECONFIG is unset
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := testenv.Namespace(t, cfg, testenv.PodSecurity("restricted"))
+	ctx := timeout(t, time.Minute)
+	if _, err := client.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{
+		ObjectMeta:                   metav1.ObjectMeta{Name: jobServiceAccount},
+		AutomountServiceAccountToken: new(false),
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if functions != nil {
+		if _, err := client.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Name: functionsConfigMap},
+			Data:       functions,
+		}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return cluster{cfg: cfg, client: client, ns: ns, kubeconfig: os.Getenv(testenv.KubeconfigEnv)}
+}
+
+// chaosLabel is the label of kwok's pod-container-running-failed stage;
+// its annotations are the label plus "/exit-code", "/reason", "/message",
+// "/delay" and "/jitter-delay". kwok writes reason and message into YAML
+// unquoted: they must not contain ": ".
+const chaosLabel = "pod-container-running-failed.stage.kwok.x-k8s.io"
+
+// chaos is a functions ConfigMap entry whose pods kwok fails with exitCode,
+// reason and message, delay after they started running.
+func chaos(exitCode int, reason, message string, delay time.Duration) string {
+	return fmt.Sprintf(`
+podLabels:
+  %[1]s: "true"
+podAnnotations:
+  %[1]s/exit-code: "%[2]d"
+  %[1]s/reason: %[3]s
+  %[1]s/message: %[4]s
+  %[1]s/delay: %[5]s
+  %[1]s/jitter-delay: %[5]s
+`, chaosLabel, exitCode, reason, message, delay)
+}
+
+// onPool is a functions ConfigMap entry whose pods only the node of pool
+// takes: until addNode adds it, they stay Pending.
+func onPool(pool string) string {
+	return fmt.Sprintf(`
+nodeSelector: {kjobs.dev/pool: %[1]s}
+tolerations:
+- {key: kjobs.dev/pool, operator: Equal, value: %[1]s, effect: NoSchedule}
+`, pool)
+}
+
+// addNode adds a kwok node for pool, tainted so that only pods that
+// tolerate pool land on it, and removes it when the test ends.
+func addNode(t *testing.T, ctx context.Context, client kubernetes.Interface, pool string) {
+	t.Helper()
+	node := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        "kjobs-" + pool,
+			Annotations: map[string]string{"kwok.x-k8s.io/node": "fake"},
+			Labels: map[string]string{
+				"type": "kwok", "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+				"kubernetes.io/hostname": "kjobs-" + pool, "kjobs.dev/pool": pool,
+			},
+		},
+		Spec: corev1.NodeSpec{Taints: []corev1.Taint{{Key: "kjobs.dev/pool", Value: pool, Effect: corev1.TaintEffectNoSchedule}}},
+	}
+	if _, err := client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := client.CoreV1().Nodes().Delete(context.Background(), node.Name, metav1.DeleteOptions{}); err != nil {
+			t.Errorf("deleting node %s: %v", node.Name, err)
+		}
+	})
+}
+
+// jobsOf lists the job's Jobs from the API server, by the job-id label
+// alone (not managed-by), ordered by name.
+func jobsOf(t *testing.T, ctx context.Context, client kubernetes.Interface, ns, id string) []batchv1.Job {
+	t.Helper()
+	list, err := client.BatchV1().Jobs(ns).List(ctx, metav1.ListOptions{
+		LabelSelector: labels.Set{labelJobID: id}.String(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(list.Items, func(a, b batchv1.Job) int { return strings.Compare(a.Name, b.Name) })
+	return list.Items
+}
+
+// jobNames returns the names of jobs.
+func jobNames(jobs []batchv1.Job) []string {
+	names := make([]string, 0, len(jobs))
+	for _, j := range jobs {
+		names = append(names, j.Name)
+	}
+	return names
+}
+
+// attemptNames returns the Job names of attempts 1 to n of job id.
+func attemptNames(id string, n int) []string {
+	names := make([]string, 0, n)
+	for i := 1; i <= n; i++ {
+		names = append(names, runner.Name(id, i))
+	}
+	return names
+}
+
+// checkJobLabels checks that the Jobs are attempts 1, 2, ... of job id
+// running function, labelled as the runner labels them.
+func checkJobLabels(t *testing.T, jobs []batchv1.Job, id, function string) {
+	t.Helper()
+	for i, j := range jobs {
+		want := map[string]string{
+			labelJobID: id, labelAttempt: strconv.Itoa(i + 1), labelFunction: function, labelManagedBy: "kjobs",
+		}
+		for k, v := range want {
+			if j.Labels[k] != v {
+				t.Errorf("Job %s: label %s = %q, want %q (labels %v)", j.Name, k, j.Labels[k], v, j.Labels)
+			}
+		}
+	}
+}
+
+// waitJob watches for the named Job until cond holds for it.
+func waitJob(t *testing.T, ctx context.Context, client kubernetes.Interface, ns, name, what string, cond func(*batchv1.Job) bool) *batchv1.Job {
+	t.Helper()
+	lw := cache.NewListWatchFromClient(client.BatchV1().RESTClient(), "jobs", ns, fields.OneTermEqualSelector("metadata.name", name))
+	ev, err := watchtools.UntilWithSync(ctx, lw, &batchv1.Job{}, nil, func(e watch.Event) (bool, error) {
+		j, ok := e.Object.(*batchv1.Job)
+		return ok && e.Type != watch.Deleted && cond(j), nil
+	})
+	if err != nil {
+		t.Fatalf("waiting for Job %s/%s %s: %v", ns, name, what, err)
+	}
+	return ev.Object.(*batchv1.Job)
+}
+
+// exists is a waitJob condition.
+func exists(*batchv1.Job) bool { return true }
+
+// finished returns the Job's true Complete or Failed condition type, or "".
+func finished(j *batchv1.Job) batchv1.JobConditionType {
+	for _, c := range j.Status.Conditions {
+		if (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) && c.Status == corev1.ConditionTrue {
+			return c.Type
+		}
+	}
+	return ""
+}
+
+// delivery is one CloudEvent, posted in binary content mode as a Broker
+// posts it.
+type delivery struct {
+	id         string
+	data       string // application/json
+	extensions map[string]string
+}
+
+// requested is the dev.kjobs.job.requested event of job id.
+func requested(id, data string) delivery {
+	return delivery{id: id, data: data}
+}
+
+// answer is what one delivery got back.
+type answer struct {
+	status int
+	body   string
+	err    error
+}
+
+func (a answer) String() string {
+	if a.err != nil {
+		return "error " + a.err.Error()
+	}
+	return fmt.Sprintf("%d %q", a.status, a.body)
+}
+
+// client has no timeout of its own: a delivery waits for its attempt, and
+// the test's context bounds it.
+var client = &http.Client{}
+
+// post delivers d to url. wrote, if not nil, is closed once the whole
+// request has been written.
+func (d delivery) post(ctx context.Context, url string, wrote chan<- struct{}) answer {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(d.data))
+	if err != nil {
+		return answer{err: err}
+	}
+	if wrote != nil {
+		var once sync.Once
+		req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+			WroteRequest: func(httptrace.WroteRequestInfo) { once.Do(func() { close(wrote) }) },
+		}))
+	}
+	h := req.Header
+	h.Set("Content-Type", "application/json")
+	h.Set("Ce-Specversion", "1.0")
+	h.Set("Ce-Id", d.id)
+	h.Set("Ce-Type", event.TypeRequested)
+	h.Set("Ce-Source", event.SourceAPI)
+	h.Set("Ce-Time", time.Now().UTC().Format(time.RFC3339Nano))
+	for k, v := range d.extensions {
+		h.Set("Ce-"+k, v)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return answer{err: err}
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return answer{status: resp.StatusCode, body: string(body), err: err}
+}
+
+// postConcurrently delivers d to url n times at once and returns every
+// answer.
+func (d delivery) postConcurrently(ctx context.Context, url string, n int) []answer {
+	answers := make([]answer, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			answers[i] = d.post(ctx, url, nil)
+		})
+	}
+	close(start)
+	wg.Wait()
+	return answers
+}
+
+// postAsync delivers d to url in the background; the answer arrives on the
+// returned channel, and wrote is closed once the request was written.
+func (d delivery) postAsync(ctx context.Context, url string) (answers <-chan answer, wrote <-chan struct{}) {
+	a := make(chan answer, 1)
+	w := make(chan struct{})
+	go func() { a <- d.post(ctx, url, w) }()
+	return a, w
+}
+
+// checkAnswers checks that every answer has status want and a body that
+// contains body.
+func checkAnswers(t *testing.T, what string, answers []answer, want int, body string) {
+	t.Helper()
+	bad := 0
+	for i, a := range answers {
+		if a.err != nil || a.status != want || !strings.Contains(a.body, body) {
+			bad++
+			t.Errorf("%s: delivery %d of %d answered %v, want %d with a body containing %q", what, i+1, len(answers), a, want, body)
+		}
+	}
+	if bad > 0 {
+		t.Errorf("%s: %d of %d deliveries answered otherwise than %d", what, bad, len(answers), want)
+	}
+}
+
+// api is the local stack's HTTP API.
+type api struct {
+	t   *testing.T
+	url string
+}
+
+// do sends a request with an optional JSON body and decodes a JSON answer
+// into out, unless out is nil. It returns the status and the raw body.
+func (a api) do(ctx context.Context, method, path string, body any, out any) (int, string) {
+	a.t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			a.t.Fatal(err)
+		}
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, a.url+path, r)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		a.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		a.t.Fatalf("%s %s: reading the answer: %v", method, path, err)
+	}
+	if out != nil && resp.StatusCode < 300 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			a.t.Fatalf("%s %s: %v\n%s", method, path, err, raw)
+		}
+	}
+	return resp.StatusCode, string(raw)
+}
+
+// waitFinished polls GET /jobs/<id> until the job has finished, and returns it.
+func (a api) waitFinished(ctx context.Context, id string) job.Job {
+	a.t.Helper()
+	for {
+		var j job.Job
+		status, body := a.do(ctx, http.MethodGet, "/jobs/"+id, nil, &j)
+		if status != http.StatusOK {
+			a.t.Fatalf("GET /jobs/%s = %d, want 200\n%s", id, status, body)
+		}
+		if j.Status.Terminal() {
+			return j
+		}
+		select {
+		case <-ctx.Done():
+			a.t.Fatalf("job %s (%s) did not finish: %v; it is %s with %d attempts", id, j.Function, ctx.Err(), j.Status, len(j.Attempts))
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// newPool names a node pool of the test's own, for onPool and addNode.
+func newPool() string {
+	return "p-" + uuid.NewString()
+}
