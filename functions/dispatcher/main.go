@@ -95,10 +95,7 @@ func run(log *slog.Logger) error {
 		return err
 	}
 	d := dispatch.New(store.New(rdb, store.Options{Retention: env.Retention}), runner, log)
-	handler, err := d.Handler(ctx, prometheus.NewRegistry())
-	if err != nil {
-		return err
-	}
+	handler := d.Handler(prometheus.NewRegistry())
 	l, err := net.Listen("tcp", ":"+strconv.Itoa(env.Port))
 	if err != nil {
 		return err

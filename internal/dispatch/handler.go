@@ -3,9 +3,12 @@ package dispatch
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/cloudevents/sdk-go/v2/protocol"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -15,25 +18,14 @@ const DeadLetterPath = "/dead-letter"
 
 // Handler serves the dispatcher's routes: CloudEvents on / and on
 // DeadLetterPath, and /healthz, /readyz and /metrics.
-func (d *Dispatcher) Handler(ctx context.Context, reg *prometheus.Registry) (http.Handler, error) {
-	p, err := cloudevents.NewHTTP()
-	if err != nil {
-		return nil, fmt.Errorf("dispatch.Handler: %w", err)
-	}
+func (d *Dispatcher) Handler(reg *prometheus.Registry) http.Handler {
 	deliveries := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "kjobs_dispatcher_deliveries_total",
 		Help: "Event deliveries handled by the dispatcher, by route and HTTP status answered.",
 	}, []string{"route", "code"})
 	reg.MustRegister(deliveries)
-
-	receive, err := cloudevents.NewHTTPReceiveHandler(ctx, p, d.Receive)
-	if err != nil {
-		return nil, fmt.Errorf("dispatch.Handler: %w", err)
-	}
-	deadLetter, err := cloudevents.NewHTTPReceiveHandler(ctx, p, d.DeadLetter)
-	if err != nil {
-		return nil, fmt.Errorf("dispatch.Handler: %w", err)
-	}
+	receive := serveEvent(d.Receive)
+	deadLetter := serveEvent(d.DeadLetter)
 	mux := http.NewServeMux()
 	mux.Handle("POST /{$}", counted(deliveries, "receive", receive))
 	mux.Handle("POST "+DeadLetterPath, counted(deliveries, "dead-letter", deadLetter))
@@ -46,7 +38,7 @@ func (d *Dispatcher) Handler(ctx context.Context, reg *prometheus.Registry) (htt
 		fmt.Fprintln(w, "ok")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	return mux, nil
+	return mux
 }
 
 // statusRecorder remembers the status code a handler wrote.
@@ -65,5 +57,34 @@ func counted(c *prometheus.CounterVec, route string, h http.Handler) http.Handle
 		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 		h.ServeHTTP(rec, r)
 		c.WithLabelValues(route, fmt.Sprint(rec.code)).Inc()
+	})
+}
+
+// serveEvent reads one CloudEvent per request and answers with the HTTP
+// status and message of fn's result. It does not use sdk-go's
+// NewHTTPReceiveHandler: that hands requests to its receivers through one
+// shared channel, so concurrent requests on two routes can be answered by
+// the wrong route (cloudevents/sdk-go#1224).
+func serveEvent(fn func(context.Context, cloudevents.Event) protocol.Result) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e, err := cehttp.NewEventFromHTTPRequest(r)
+		if err != nil {
+			http.Error(w, "not a CloudEvent: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		res := fn(r.Context(), *e)
+		status, msg := http.StatusOK, ""
+		var hr *cehttp.Result
+		switch {
+		case protocol.ResultAs(res, &hr):
+			if hr.StatusCode > 100 && hr.StatusCode < 600 {
+				status = hr.StatusCode
+			}
+			msg = fmt.Errorf(hr.Format, hr.Args...).Error()
+		case !protocol.IsACK(res):
+			status, msg = http.StatusInternalServerError, res.Error()
+		}
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, msg)
 	})
 }

@@ -39,6 +39,10 @@ type Config struct {
 	// ProcessorImage is the image of the kubernetes runner's Jobs.
 	// Required with KJOBS_RUNNER=kubernetes.
 	ProcessorImage string `envconfig:"KJOBS_PROCESSOR_IMAGE"`
+	// JobServiceAccount is the service account of the kubernetes runner's
+	// Jobs. Defaults to default, which every namespace has; the Jobs do
+	// not mount its token.
+	JobServiceAccount string `envconfig:"KJOBS_JOB_SERVICE_ACCOUNT" default:"default"`
 	// JobTTL is how long a finished Job stays in the cluster. Defaults to 1h.
 	JobTTL time.Duration `envconfig:"KJOBS_JOB_TTL" default:"1h"`
 	// Broker is the Broker that PingSources send to. Defaults to kjobs.

@@ -80,11 +80,7 @@ func Run(ctx context.Context, cfg Config, apiListener net.Listener, log *slog.Lo
 	}
 
 	d := dispatch.New(st, run, log.With("component", "dispatcher"))
-	dh, err := d.Handler(ctx, prometheus.NewRegistry())
-	if err != nil {
-		dispatchListener.Close()
-		return fmt.Errorf("stack: %w", err)
-	}
+	dh := d.Handler(prometheus.NewRegistry())
 	// A delivery waits for its attempt: the write timeout must outlast the
 	// longest job, as the dispatcher's Knative Service timeout does.
 	dispatchServer := httpserver.New(dh, httpserver.Timeouts{Write: cfg.JobDeadline + time.Minute, Shutdown: 5 * time.Second}, log)
@@ -141,7 +137,8 @@ func backends(ctx context.Context, cfg Config, log *slog.Logger) (runner.Runner,
 		return nil, nil, nil, fmt.Errorf("stack: %w", err)
 	}
 	r, err := kube.New(ctx, kc, kube.Config{
-		Namespace: cfg.Namespace, Image: cfg.ProcessorImage, Deadline: cfg.JobDeadline, TTL: cfg.JobTTL,
+		Namespace: cfg.Namespace, Image: cfg.ProcessorImage, ServiceAccount: cfg.JobServiceAccount,
+		Deadline: cfg.JobDeadline, TTL: cfg.JobTTL,
 	})
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("stack: %w", err)

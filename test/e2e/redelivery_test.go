@@ -45,11 +45,7 @@ func startInProcess(t *testing.T, functions map[string]string) inProcess {
 		cancel()
 		t.Fatalf("kube.New: %v", err)
 	}
-	h, err := dispatch.New(st, r, testLog(t)).Handler(ctx, prometheus.NewRegistry())
-	if err != nil {
-		cancel()
-		t.Fatalf("Handler: %v", err)
-	}
+	h := dispatch.New(st, r, testLog(t)).Handler(prometheus.NewRegistry())
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
 		cancel() // ends the runner's informers and every Wait
