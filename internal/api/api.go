@@ -71,8 +71,10 @@ func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, mux: http.NewServeMux()}
 	m := newMetrics(cfg.Registry)
 
-	public := func(pattern string, h http.HandlerFunc) { s.mux.Handle(pattern, m.instrument(h)) }
-	private := func(pattern string, h http.HandlerFunc) { s.mux.Handle(pattern, m.instrument(s.authenticated(h))) }
+	public := func(pattern string, h http.HandlerFunc) { s.mux.Handle(pattern, m.instrument(pattern, h)) }
+	private := func(pattern string, h http.HandlerFunc) {
+		s.mux.Handle(pattern, m.instrument(pattern, s.authenticated(h)))
+	}
 
 	public("GET /healthz", s.healthz)
 	public("GET /readyz", s.readyz)

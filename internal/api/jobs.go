@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net/http"
@@ -24,7 +23,7 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	req, err := job.DecodeRequest(bytes.NewReader(body))
+	req, err := job.DecodeRequest(body)
 	if err != nil {
 		writeDecodeError(w, r, err)
 		return

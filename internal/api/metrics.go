@@ -40,13 +40,16 @@ func (r *statusRecorder) WriteHeader(code int) {
 }
 
 // instrument counts and times h under its route pattern, never the raw
-// path, so that job IDs do not become label values.
-func (m *metrics) instrument(h http.HandlerFunc) http.Handler {
+// path, so that job IDs do not become label values. The route's metrics are
+// looked up once, here, rather than on every request.
+func (m *metrics) instrument(pattern string, h http.HandlerFunc) http.Handler {
+	requests := m.requests.MustCurryWith(prometheus.Labels{"route": pattern})
+	duration := m.duration.WithLabelValues(pattern)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 		h(rec, r)
-		m.requests.WithLabelValues(r.Pattern, strconv.Itoa(rec.code)).Inc()
-		m.duration.WithLabelValues(r.Pattern).Observe(time.Since(start).Seconds())
+		requests.WithLabelValues(strconv.Itoa(rec.code)).Inc()
+		duration.Observe(time.Since(start).Seconds())
 	})
 }

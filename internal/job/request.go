@@ -47,11 +47,7 @@ func (e *FieldError) Error() string { return e.Field + ": " + e.Detail }
 // DecodeRequest reads one JSON request strictly: unknown fields, trailing
 // data and values of the wrong type are errors that say what to fix. An empty
 // body asks for DefaultFunction.
-func DecodeRequest(r io.Reader) (Request, error) {
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return Request{}, err
-	}
+func DecodeRequest(data []byte) (Request, error) {
 	var req Request
 	if len(bytes.TrimSpace(data)) == 0 {
 		req.Function = DefaultFunction

@@ -31,7 +31,7 @@ func TestDecodeRequest(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := DecodeRequest(strings.NewReader(tc.body))
+			got, err := DecodeRequest([]byte(tc.body))
 			if tc.wantField != "" {
 				var fe *FieldError
 				if !errors.As(err, &fe) || fe.Field != tc.wantField {
@@ -71,7 +71,7 @@ func FuzzDecodeRequest(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, body string) {
-		req, err := DecodeRequest(strings.NewReader(body))
+		req, err := DecodeRequest([]byte(body))
 		if err != nil {
 			var fe *FieldError
 			if !errors.As(err, &fe) || fe.Field == "" || fe.Detail == "" {

@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
+	"runtime/pprof"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/redis/go-redis/v9"
@@ -33,7 +35,20 @@ func (q queue) Send(_ context.Context, e cloudevents.Event) error {
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
 	redisURL := flag.String("redis", "redis://127.0.0.1:6379", "Redis URL")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile here until SIGINT")
 	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	opts, err := redis.ParseURL(*redisURL)
 	if err != nil {
 		log.Fatal(err)
@@ -54,5 +69,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	log.Fatal(httpserver.New(h, httpserver.Timeouts{}, logger).Serve(context.Background(), l))
+	if err := httpserver.New(h, httpserver.Timeouts{}, logger).Serve(ctx, l); err != nil {
+		log.Fatal(err)
+	}
 }
