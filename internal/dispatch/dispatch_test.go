@@ -3,13 +3,9 @@ package dispatch
 import (
 	"context"
 	"encoding/base64"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
@@ -28,21 +24,7 @@ import (
 var processor string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "kjobs-dispatch-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	processor = filepath.Join(dir, "processor")
-	build := exec.Command("go", "build", "-o", processor, "github.com/kjobs/kjobs/processor")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building the processor:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	testenv.Main(m, map[*string]string{&processor: "github.com/kjobs/kjobs/processor"})
 }
 
 func setup(t *testing.T) (*Dispatcher, *store.Store) {

@@ -3,14 +3,11 @@ package stack_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -25,21 +22,7 @@ import (
 var processor string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "kjobs-stack-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	processor = filepath.Join(dir, "processor")
-	build := exec.Command("go", "build", "-o", processor, "github.com/kjobs/kjobs/processor")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building the processor:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	testenv.Main(m, map[*string]string{&processor: "github.com/kjobs/kjobs/processor"})
 }
 
 // client talks to a running local stack over HTTP.

@@ -8,7 +8,7 @@ import (
 	"github.com/kjobs/kjobs/internal/job"
 )
 
-// The processor's environment, which every runner sets (hack/CONTRACT.md).
+// The processor's environment, which every runner sets (the README's Functions section).
 const (
 	EnvFunction       = "KJOBS_FUNCTION"
 	EnvArgs           = "KJOBS_ARGS"

@@ -31,7 +31,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"golang.org/x/sync/errgroup"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -72,38 +71,10 @@ var bin struct {
 }
 
 func TestMain(m *testing.M) {
-	os.Exit(runTests(m))
-}
-
-func runTests(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "kjobs-e2e")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e:", err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	bin.dispatcher = filepath.Join(dir, "dispatcher")
-	bin.local = filepath.Join(dir, "local")
-	// The go command inherits CGO_ENABLED and GOFLAGS from `go test`, so
-	// these builds share its build cache.
-	var g errgroup.Group
-	for out, pkg := range map[string]string{
-		bin.dispatcher: "github.com/kjobs/kjobs/functions/dispatcher",
-		bin.local:      "github.com/kjobs/kjobs/services/local",
-	} {
-		g.Go(func() error {
-			build := exec.Command("go", "build", "-o", out, pkg)
-			if out, err := build.CombinedOutput(); err != nil {
-				return fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e:", err)
-		return 1
-	}
-	return m.Run()
+	testenv.Main(m, map[*string]string{
+		&bin.dispatcher: "github.com/kjobs/kjobs/functions/dispatcher",
+		&bin.local:      "github.com/kjobs/kjobs/services/local",
+	})
 }
 
 // timeout bounds a test's waiting on the control plane, which a busy

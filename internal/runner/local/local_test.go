@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -19,28 +18,14 @@ import (
 
 	"github.com/kjobs/kjobs/internal/job"
 	"github.com/kjobs/kjobs/internal/runner"
+	"github.com/kjobs/kjobs/internal/testenv"
 )
 
 // processor is the real processor binary, built once by TestMain.
 var processor string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "kjobs-local-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	processor = filepath.Join(dir, "processor")
-	// go test puts its own go first in PATH; GOFLAGS and CGO_ENABLED pass
-	// through, so the build shares the test's cache.
-	out, err := exec.Command("go", "build", "-o", processor, "github.com/kjobs/kjobs/processor").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "building the processor: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	testenv.Main(m, map[*string]string{&processor: "github.com/kjobs/kjobs/processor"})
 }
 
 // TestOutcomes runs one attempt to its end for each way an attempt ends.
