@@ -131,3 +131,35 @@ func Kubectl(t testing.TB, args ...string) (string, error) {
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
+
+// JobsNamespace makes a namespace laid out like the kjobs namespace: it
+// enforces the restricted Pod Security Standard and holds the
+// ServiceAccount the Jobs' pods run as ("kjobs-job", without a token) and,
+// unless functions is nil, the functions ConfigMap ("kjobs-functions") with
+// that data. The names are the Kubernetes runner's defaults, spelled here
+// because that package's own tests import this one.
+func JobsNamespace(t testing.TB, cfg *rest.Config, functions map[string]string) string {
+	t.Helper()
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := Namespace(t, cfg, PodSecurity("restricted"))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := client.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{
+		ObjectMeta:                   metav1.ObjectMeta{Name: "kjobs-job"},
+		AutomountServiceAccountToken: new(false),
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if functions != nil {
+		if _, err := client.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Name: "kjobs-functions"},
+			Data:       functions,
+		}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ns
+}

@@ -202,22 +202,7 @@ func newCluster(t *testing.T, functions map[string]string) cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ns := testenv.Namespace(t, cfg, testenv.PodSecurity("restricted"))
-	ctx := timeout(t, time.Minute)
-	if _, err := client.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{
-		ObjectMeta:                   metav1.ObjectMeta{Name: jobServiceAccount},
-		AutomountServiceAccountToken: new(false),
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if functions != nil {
-		if _, err := client.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{
-			ObjectMeta: metav1.ObjectMeta{Name: functionsConfigMap},
-			Data:       functions,
-		}, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ns := testenv.JobsNamespace(t, cfg, functions)
 	return cluster{cfg: cfg, client: client, ns: ns, kubeconfig: os.Getenv(testenv.KubeconfigEnv)}
 }
 

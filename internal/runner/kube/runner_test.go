@@ -68,24 +68,9 @@ func setup(t *testing.T, functions map[string]string, change func(*Config)) test
 	if err != nil {
 		t.Fatal(err)
 	}
-	ns := testenv.Namespace(t, restCfg, testenv.PodSecurity("restricted"))
+	ns := testenv.JobsNamespace(t, restCfg, functions)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-
-	if _, err := client.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{
-		ObjectMeta:                   metav1.ObjectMeta{Name: DefaultServiceAccount},
-		AutomountServiceAccountToken: new(false),
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if functions != nil {
-		if _, err := client.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{
-			ObjectMeta: metav1.ObjectMeta{Name: DefaultFunctionsConfigMap},
-			Data:       functions,
-		}, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	cfg := Config{Namespace: ns, Image: "registry.example/kjobs/processor:test"}
 	if change != nil {
 		change(&cfg)
