@@ -12,6 +12,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/rickb777/date/period"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	eventingduckv1 "knative.dev/eventing/pkg/apis/duck/v1"
+
+	"github.com/kjobs/kjobs/internal/delivery"
 )
 
 // generatedSuffix is the content hash kustomize appends to a generated
@@ -151,13 +155,26 @@ func TestTriggers(t *testing.T) {
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("Trigger %s spec (-want +got):\n%s", name, diff)
 		}
+
+		// make run delivers with delivery.TriggerSpec: it must be this
+		// Trigger's spec, dead-letter sink aside, or local runs would retry
+		// differently from a cluster.
+		var spec eventingduckv1.DeliverySpec
+		raw, _, _ := unstructured.NestedMap(tr.Object, "spec", "delivery")
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(raw, &spec); err != nil {
+			t.Fatal(err)
+		}
+		spec.DeadLetterSink = nil
+		if diff := cmp.Diff(delivery.TriggerSpec(), spec); diff != "" {
+			t.Errorf("Trigger %s delivery differs from delivery.TriggerSpec() (-want +got):\n%s", name, diff)
+		}
 	}
 
 	p, err := period.Parse(str(find(t, objs, "eventing.knative.dev", "Trigger", "kjobs-requested"), "spec", "delivery", "timeout"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	delivery, _ := p.Duration()
+	deliveryTimeout, _ := p.Duration()
 	svc := find(t, objs, "serving.knative.dev", "Service", "kjobs-dispatcher")
 	secs, _, _ := unstructured.NestedInt64(svc.Object, "spec", "template", "spec", "timeoutSeconds")
 	request := time.Duration(secs) * time.Second
@@ -165,8 +182,8 @@ func TestTriggers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !(deadline < request && request <= delivery) {
-		t.Errorf("job deadline %v, dispatcher timeoutSeconds %v, delivery timeout %v: want deadline < timeoutSeconds <= delivery timeout", deadline, request, delivery)
+	if !(deadline < request && request <= deliveryTimeout) {
+		t.Errorf("job deadline %v, dispatcher timeoutSeconds %v, delivery timeout %v: want deadline < timeoutSeconds <= delivery timeout", deadline, request, deliveryTimeout)
 	}
 }
 
