@@ -23,13 +23,8 @@ import (
 	"github.com/kjobs/kjobs/internal/runner"
 	"github.com/kjobs/kjobs/internal/store"
 	"github.com/kjobs/kjobs/processor/function"
+	"github.com/kjobs/kjobs/processor/run"
 )
-
-// ExitNeverSucceeds is the processor's exit code for a request that can
-// never succeed, such as a function this processor image does not have.
-// The dispatcher answers it with 400, which the Broker dead-letters at once
-// instead of retrying.
-const ExitNeverSucceeds = 2
 
 // Extensions the Broker sets on an event it sends to a dead-letter sink.
 const (
@@ -117,7 +112,10 @@ func (d *Dispatcher) finish(ctx context.Context, log *slog.Logger, id string, a 
 		return cloudevents.ResultACK
 	}
 	log.Info("attempt failed", "attempt", a.Attempt, "exitCode", a.ExitCode, "reason", a.Reason, "message", a.Message)
-	if a.ExitCode != nil && *a.ExitCode == ExitNeverSucceeds {
+	// The processor exits run.ExitInvalid for a request that can never
+	// succeed, such as a function its image lacks: 400 makes the Broker
+	// dead-letter it at once instead of retrying.
+	if a.ExitCode != nil && *a.ExitCode == run.ExitInvalid {
 		return cloudevents.NewHTTPResult(http.StatusBadRequest, "attempt %d can never succeed: %s", a.Attempt, a.Message)
 	}
 	return cloudevents.NewHTTPResult(http.StatusInternalServerError, "attempt %d failed: %s", a.Attempt, failure(a))
