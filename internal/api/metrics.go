@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kjobs/kjobs/internal/httpserver"
 )
 
 type metrics struct {
@@ -29,16 +31,6 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	return m
 }
 
-type statusRecorder struct {
-	http.ResponseWriter
-	code int
-}
-
-func (r *statusRecorder) WriteHeader(code int) {
-	r.code = code
-	r.ResponseWriter.WriteHeader(code)
-}
-
 // instrument counts and times h under its route pattern, never the raw
 // path, so that job IDs do not become label values. The route's metrics are
 // looked up once, here, rather than on every request.
@@ -47,9 +39,9 @@ func (m *metrics) instrument(pattern string, h http.HandlerFunc) http.Handler {
 	duration := m.duration.WithLabelValues(pattern)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		rec := httpserver.NewStatusRecorder(w)
 		h(rec, r)
-		requests.WithLabelValues(strconv.Itoa(rec.code)).Inc()
+		requests.WithLabelValues(strconv.Itoa(rec.Code)).Inc()
 		duration.Observe(time.Since(start).Seconds())
 	})
 }

@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/cloudevents/sdk-go/v2/protocol"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/kjobs/kjobs/internal/httpserver"
 )
 
 // DeadLetterPath is where the Triggers' deadLetterSink points.
@@ -41,22 +44,11 @@ func (d *Dispatcher) Handler(reg *prometheus.Registry) http.Handler {
 	return mux
 }
 
-// statusRecorder remembers the status code a handler wrote.
-type statusRecorder struct {
-	http.ResponseWriter
-	code int
-}
-
-func (r *statusRecorder) WriteHeader(code int) {
-	r.code = code
-	r.ResponseWriter.WriteHeader(code)
-}
-
 func counted(c *prometheus.CounterVec, route string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		rec := httpserver.NewStatusRecorder(w)
 		h.ServeHTTP(rec, r)
-		c.WithLabelValues(route, fmt.Sprint(rec.code)).Inc()
+		c.WithLabelValues(route, strconv.Itoa(rec.Code)).Inc()
 	})
 }
 
