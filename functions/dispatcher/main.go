@@ -17,8 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/kjobs/kjobs/internal/cluster"
 	"github.com/kjobs/kjobs/internal/dispatch"
 	"github.com/kjobs/kjobs/internal/httpserver"
 	"github.com/kjobs/kjobs/internal/runner/kube"
@@ -67,28 +67,16 @@ func run(log *slog.Logger) error {
 	}
 	rdb := redis.NewClient(redisOpts)
 	defer rdb.Close()
-	// In a pod this is the in-cluster config and namespace; elsewhere
-	// KUBECONFIG's, so that the same binary runs against any cluster.
-	kubeconfig := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
-		clientcmd.NewDefaultClientConfigLoadingRules(), &clientcmd.ConfigOverrides{})
-	restCfg, err := kubeconfig.ClientConfig()
+	restCfg, namespace, err := cluster.Config(env.Namespace)
 	if err != nil {
 		return err
 	}
-	if env.Namespace == "" {
-		if env.Namespace, _, err = kubeconfig.Namespace(); err != nil {
-			return err
-		}
-	}
-	// client-go's default of 5 requests a second would throttle a burst of
-	// deliveries, each of which creates a Job.
-	restCfg.QPS, restCfg.Burst = 50, 100
 	client, err := kubernetes.NewForConfig(restCfg)
 	if err != nil {
 		return err
 	}
 	runner, err := kube.New(ctx, client, kube.Config{
-		Namespace: env.Namespace, Image: env.ProcessorImage, ServiceAccount: env.JobServiceAccount,
+		Namespace: namespace, Image: env.ProcessorImage, ServiceAccount: env.JobServiceAccount,
 		Deadline: env.JobDeadline, TTL: env.JobTTL, FunctionsConfigMap: env.FunctionsConfigMap,
 	})
 	if err != nil {

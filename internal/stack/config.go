@@ -34,8 +34,8 @@ type Config struct {
 	// JobDeadline bounds one attempt. Defaults to 10m.
 	JobDeadline time.Duration `envconfig:"KJOBS_JOB_DEADLINE" default:"10m"`
 	// Namespace is where the kubernetes runner creates Jobs and
-	// PingSources. Defaults to default.
-	Namespace string `envconfig:"KJOBS_NAMESPACE" default:"default"`
+	// PingSources. Defaults to KUBECONFIG's namespace, else default.
+	Namespace string `envconfig:"KJOBS_NAMESPACE"`
 	// ProcessorImage is the image of the kubernetes runner's Jobs.
 	// Required with KJOBS_RUNNER=kubernetes.
 	ProcessorImage string `envconfig:"KJOBS_PROCESSOR_IMAGE"`

@@ -21,10 +21,10 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 	eventingclient "knative.dev/eventing/pkg/client/clientset/versioned"
 
 	"github.com/kjobs/kjobs/internal/api"
+	"github.com/kjobs/kjobs/internal/cluster"
 	"github.com/kjobs/kjobs/internal/delivery"
 	"github.com/kjobs/kjobs/internal/dispatch"
 	"github.com/kjobs/kjobs/internal/httpserver"
@@ -122,12 +122,10 @@ func backends(ctx context.Context, cfg Config, log *slog.Logger) (runner.Runner,
 		r := local.New(local.Config{Processor: cfg.Processor, Deadline: cfg.JobDeadline})
 		return r, nil, r.Close, nil
 	}
-	rest, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
-		clientcmd.NewDefaultClientConfigLoadingRules(), &clientcmd.ConfigOverrides{}).ClientConfig()
+	rest, namespace, err := cluster.Config(cfg.Namespace)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("stack: KUBECONFIG: %w", err)
 	}
-	rest.QPS, rest.Burst = 50, 100 // as the dispatcher: a burst of deliveries creates a burst of Jobs
 	kc, err := kubernetes.NewForConfig(rest)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("stack: %w", err)
@@ -137,14 +135,14 @@ func backends(ctx context.Context, cfg Config, log *slog.Logger) (runner.Runner,
 		return nil, nil, nil, fmt.Errorf("stack: %w", err)
 	}
 	r, err := kube.New(ctx, kc, kube.Config{
-		Namespace: cfg.Namespace, Image: cfg.ProcessorImage, ServiceAccount: cfg.JobServiceAccount,
+		Namespace: namespace, Image: cfg.ProcessorImage, ServiceAccount: cfg.JobServiceAccount,
 		Deadline: cfg.JobDeadline, TTL: cfg.JobTTL,
 	})
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("stack: %w", err)
 	}
-	log.Info("running attempts as Jobs and schedules as PingSources", "server", rest.Host, "namespace", cfg.Namespace)
-	return r, ping.New(ec, ping.Config{Namespace: cfg.Namespace, Broker: cfg.Broker}), func() {}, nil
+	log.Info("running attempts as Jobs and schedules as PingSources", "server", rest.Host, "namespace", namespace)
+	return r, ping.New(ec, ping.Config{Namespace: namespace, Broker: cfg.Broker}), func() {}, nil
 }
 
 // redisClient connects to url, or starts an embedded Redis when url is empty.

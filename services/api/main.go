@@ -15,10 +15,10 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 	"github.com/redis/go-redis/v9"
-	"k8s.io/client-go/tools/clientcmd"
 	eventingclient "knative.dev/eventing/pkg/client/clientset/versioned"
 
 	"github.com/kjobs/kjobs/internal/api"
+	"github.com/kjobs/kjobs/internal/cluster"
 	"github.com/kjobs/kjobs/internal/delivery"
 	"github.com/kjobs/kjobs/internal/httpserver"
 	"github.com/kjobs/kjobs/internal/schedule/ping"
@@ -69,18 +69,9 @@ func run(log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	// In a pod this is the in-cluster config and namespace; elsewhere
-	// KUBECONFIG's, so that the same binary runs against any cluster.
-	kubeconfig := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
-		clientcmd.NewDefaultClientConfigLoadingRules(), &clientcmd.ConfigOverrides{})
-	restCfg, err := kubeconfig.ClientConfig()
+	restCfg, namespace, err := cluster.Config(env.Namespace)
 	if err != nil {
 		return err
-	}
-	if env.Namespace == "" {
-		if env.Namespace, _, err = kubeconfig.Namespace(); err != nil {
-			return err
-		}
 	}
 	eventing, err := eventingclient.NewForConfig(restCfg)
 	if err != nil {
@@ -95,7 +86,7 @@ func run(log *slog.Logger) error {
 	handler := api.New(api.Config{
 		Store:     store.New(rdb, store.Options{Retention: env.Retention}),
 		Sender:    sender,
-		Schedules: ping.New(eventing, ping.Config{Namespace: env.Namespace, Broker: env.Broker}),
+		Schedules: ping.New(eventing, ping.Config{Namespace: namespace, Broker: env.Broker}),
 		Auth:      auth,
 		Log:       log,
 	})
