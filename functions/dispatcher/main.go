@@ -1,6 +1,8 @@
 // Command dispatcher is the subscriber of the kjobs Triggers: each delivery
 // becomes one attempt, run as a batch/v1 Job, and its dead-letter path
-// marks jobs failed for good.
+// marks jobs failed for good. Beside the deliveries it reconciles kjobs Jobs,
+// recording every attempt's outcome from the cluster, and sweeps for jobs
+// whose event was lost, re-sending it to the Broker.
 package main
 
 import (
@@ -16,9 +18,11 @@ import (
 	"github.com/kelseyhightower/envconfig"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kjobs/kjobs/internal/cluster"
+	"github.com/kjobs/kjobs/internal/delivery"
 	"github.com/kjobs/kjobs/internal/dispatch"
 	"github.com/kjobs/kjobs/internal/httpserver"
 	"github.com/kjobs/kjobs/internal/runner/kube"
@@ -38,8 +42,18 @@ type envConfig struct {
 	ProcessorImage string `envconfig:"KJOBS_PROCESSOR_IMAGE" required:"true"`
 	// JobDeadline is each Job's activeDeadlineSeconds.
 	JobDeadline time.Duration `envconfig:"KJOBS_JOB_DEADLINE" default:"10m"`
-	// JobTTL is each Job's ttlSecondsAfterFinished.
-	JobTTL time.Duration `envconfig:"KJOBS_JOB_TTL" default:"1h"`
+	// JobTTL is each Job's ttlSecondsAfterFinished: how long a finished Job
+	// whose outcome no dispatcher recorded is kept.
+	JobTTL time.Duration `envconfig:"KJOBS_JOB_TTL" default:"24h"`
+	// JobGrace is how long a finished Job is kept once its outcome is
+	// recorded.
+	JobGrace time.Duration `envconfig:"KJOBS_JOB_GRACE" default:"10m"`
+	// Sink is the Broker's address, injected by the SinkBinding; the sweep
+	// re-sends lost events there.
+	Sink string `envconfig:"K_SINK" required:"true"`
+	// SweepAfter is how long a job may wait for a delivery before the sweep
+	// re-sends its event.
+	SweepAfter time.Duration `envconfig:"KJOBS_SWEEP_AFTER" default:"2m"`
 	// FunctionsConfigMap places and sizes each function's pods.
 	FunctionsConfigMap string `envconfig:"KJOBS_FUNCTIONS_CONFIGMAP" default:"kjobs-functions"`
 	// Retention is how long finished jobs are kept.
@@ -77,8 +91,13 @@ func run(log *slog.Logger) error {
 	}
 	runner, err := kube.New(ctx, client, kube.Config{
 		Namespace: namespace, Image: env.ProcessorImage, ServiceAccount: env.JobServiceAccount,
-		Deadline: env.JobDeadline, TTL: env.JobTTL, FunctionsConfigMap: env.FunctionsConfigMap,
+		Deadline: env.JobDeadline, TTL: env.JobTTL, Grace: env.JobGrace,
+		FunctionsConfigMap: env.FunctionsConfigMap, Log: log,
 	})
+	if err != nil {
+		return err
+	}
+	sender, err := delivery.NewHTTPSender(env.Sink)
 	if err != nil {
 		return err
 	}
@@ -89,6 +108,12 @@ func run(log *slog.Logger) error {
 		return err
 	}
 	log.Info("dispatcher listening", "addr", l.Addr().String())
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return d.Reconcile(ctx) })
+	g.Go(func() error { return d.Sweep(ctx, sender, env.SweepAfter) })
 	// A delivery waits for its Job, so the write timeout outlasts a job.
-	return httpserver.New(handler, httpserver.Timeouts{Write: env.JobDeadline + time.Minute}, log).Serve(ctx, l)
+	g.Go(func() error {
+		return httpserver.New(handler, httpserver.Timeouts{Write: env.JobDeadline + time.Minute}, log).Serve(ctx, l)
+	})
+	return g.Wait()
 }

@@ -31,6 +31,9 @@ type Config struct {
 	Store *store.Store
 	// Sender hands job events to the Broker. Required.
 	Sender event.Sender
+	// SendTimeout bounds one send to the Broker, which runs on even if the
+	// client goes away. Defaults to 10 s.
+	SendTimeout time.Duration
 	// Schedules keeps schedules. Required.
 	Schedules schedule.Store
 	// Auth checks bearer tokens; nil serves every route without one, which
@@ -64,6 +67,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.SendTimeout <= 0 {
+		cfg.SendTimeout = 10 * time.Second
 	}
 	if cfg.NewID == nil {
 		cfg.NewID = func() string { return uuid.Must(uuid.NewV7()).String() }

@@ -1,8 +1,10 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"strconv"
 	"strings"
@@ -47,28 +49,60 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, r, "creating a job", err)
 		return
 	}
-	w.Header().Set("Location", "/jobs/"+j.ID)
 	if !created {
+		// As the IETF Idempotency-Key draft asks: a key names one request,
+		// and reusing it for another is the client's error.
+		if j.Function != req.Function || !maps.Equal(j.Args, argsOf(req)) {
+			problem.Write(w, r, problem.IdempotencyKeyReused, fmt.Sprintf("Idempotency-Key was first used for job %s, with another function or args; use a new key for a new request", j.ID))
+			return
+		}
+		w.Header().Set("Location", "/jobs/"+j.ID)
 		w.Header().Set("Idempotent-Replayed", "true")
 		writeJSON(w, http.StatusAccepted, j)
 		return
 	}
-	e, err := event.NewRequested(id, req)
-	if err == nil {
-		err = s.cfg.Sender.Send(r.Context(), e)
-	}
-	if err != nil {
+	if err := s.send(r, id, req); err != nil {
+		if !errors.Is(err, event.ErrNotSent) {
+			// The Broker may have the event. The job stays, and so does its
+			// key: a retry with the key gets this job, and if the event
+			// was lost the dispatcher's sweep sends it again.
+			s.cfg.Log.Warn("sending a job's event may have failed; keeping the job for the sweep", "job", id, "error", err)
+			w.Header().Set("Location", "/jobs/"+j.ID)
+			writeJSON(w, http.StatusAccepted, j)
+			return
+		}
 		// Nothing will run the job: take the record back so that the
 		// client's retry, with the same Idempotency-Key, starts afresh.
-		if aerr := s.cfg.Store.Abandon(r.Context(), id, key); aerr != nil {
+		if aerr := s.cfg.Store.Abandon(context.WithoutCancel(r.Context()), id, key); aerr != nil {
 			s.cfg.Log.Error("abandoning a job whose event was not sent", "job", id, "error", aerr)
 		}
 		s.cfg.Log.Warn("sending a job's event failed", "job", id, "error", err)
-		w.Header().Del("Location")
 		problem.Write(w, r, problem.Unavailable, "the job could not be handed to the broker; nothing was created, retry later")
 		return
 	}
+	w.Header().Set("Location", "/jobs/"+j.ID)
 	writeJSON(w, http.StatusAccepted, j)
+}
+
+// send hands job id's event to the Broker, within the API's own send
+// timeout. The send goes on if the client goes away: a send cut halfway
+// would leave it unknown whether the job runs.
+func (s *Server) send(r *http.Request, id string, req job.Request) error {
+	e, err := event.NewRequested(id, req)
+	if err != nil {
+		return fmt.Errorf("%w: %w", event.ErrNotSent, err)
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.cfg.SendTimeout)
+	defer cancel()
+	return s.cfg.Sender.Send(ctx, e)
+}
+
+// argsOf returns req's args as the store keeps them: never nil.
+func argsOf(req job.Request) job.Args {
+	if req.Args == nil {
+		return job.Args{}
+	}
+	return req.Args
 }
 
 // checkFunction answers a request for a function that does not exist, or

@@ -7,7 +7,6 @@ package delivery
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -20,6 +19,8 @@ import (
 	"knative.dev/pkg/apis"
 	duckv1 "knative.dev/pkg/apis/duck/v1"
 	"knative.dev/pkg/ptr"
+
+	"github.com/kjobs/kjobs/internal/event"
 )
 
 // TriggerSpec is the delivery spec of both kjobs Triggers, as
@@ -38,7 +39,7 @@ func TriggerSpec() eventingduckv1.DeliverySpec {
 
 // ErrFull is returned by Send when the local queue is full; the API answers
 // 503 and the client may retry.
-var ErrFull = errors.New("delivery queue is full")
+var ErrFull = fmt.Errorf("delivery queue is full: %w", event.ErrNotSent)
 
 // Options configure a Local broker.
 type Options struct {

@@ -1,8 +1,10 @@
 // Package dispatch turns one delivery of a job's event into one attempt of
-// the job: it derives the attempt from the runner's record of earlier ones,
-// starts or adopts it, waits for it and answers the Broker with a status
-// code its delivery spec understands. Its dead-letter path marks a job
-// failed for good.
+// the job: it derives the attempt from the store's record and the runner's
+// view of earlier ones, starts or adopts it, waits for it and answers the
+// Broker with a status code its delivery spec understands. The outcome does
+// not depend on that answer: Reconcile records every attempt from the
+// cluster. Its dead-letter path fails a job when no attempt is left to wait
+// for, and Sweep re-sends the events of jobs that no delivery will move.
 package dispatch
 
 import (
@@ -17,6 +19,7 @@ import (
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/cloudevents/sdk-go/v2/protocol"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kjobs/kjobs/internal/event"
 	"github.com/kjobs/kjobs/internal/job"
@@ -32,22 +35,72 @@ const (
 	extErrorData = "knativeerrordata"
 )
 
-// Dispatcher handles deliveries of job events.
+// Dispatcher handles deliveries of job events, and records every attempt's
+// start and end that its runner observes.
 type Dispatcher struct {
 	store  *store.Store
 	runner runner.Runner
 	log    *slog.Logger
 	now    func() time.Time
+	// transient bounds how long one step of a delivery retries an error of
+	// Redis or the API server before the delivery answers 503.
+	transient time.Duration
+	// droppedDeadLetters counts dead letters that could not be recorded.
+	droppedDeadLetters prometheus.Counter
 }
+
+// transientBudget is how long a delivery retries Redis or the API server
+// before it gives up with a 503, which costs the job one of the Broker's
+// retries. It covers a Redis failover or an apiserver restart, and stays
+// well inside the Triggers' delivery timeout.
+const transientBudget = 30 * time.Second
+
+var _ runner.Recorder = (*Dispatcher)(nil)
 
 // New returns a Dispatcher that records jobs in s and runs them with r.
 func New(s *store.Store, r runner.Runner, log *slog.Logger) *Dispatcher {
-	return &Dispatcher{store: s, runner: r, log: log, now: time.Now}
+	return &Dispatcher{
+		store: s, runner: r, log: log, now: time.Now, transient: transientBudget,
+		droppedDeadLetters: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kjobs_dispatcher_dead_letters_dropped_total",
+			Help: "Dead letters the dispatcher could not record, after retrying; the Broker may retry or drop them.",
+		}),
+	}
+}
+
+// Reconcile records every attempt the runner observes until ctx is done;
+// see runner.Runner.Reconcile.
+func (d *Dispatcher) Reconcile(ctx context.Context) error {
+	return d.runner.Reconcile(ctx, d)
+}
+
+// Record keeps what the runner observed of attempt a of job id. Repeating it
+// is a no-op, so the reconciler and the delivery that waited for the attempt
+// may both record it. An attempt of a job that has no record, such as one
+// whose record expired, is ignored: nothing could show it.
+func (d *Dispatcher) Record(ctx context.Context, id string, a job.Attempt) error {
+	var err error
+	if a.Outcome == job.OutcomeRunning {
+		_, err = d.store.Start(ctx, id, a)
+	} else {
+		_, err = d.store.Finish(ctx, id, a)
+	}
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		d.log.Warn("an attempt of a job without a record", "job", id, "attempt", a.Attempt, "outcome", a.Outcome)
+		return nil
+	case errors.Is(err, store.ErrTransition):
+		return nil
+	}
+	return err
 }
 
 // Receive handles one delivery of a job's event. It answers 2xx when the
 // attempt succeeded, 5xx when it failed (the Broker retries with backoff)
 // and 400 for an event that can never succeed (the Broker dead-letters it).
+// The answer is all the delivery decides: the reconciler records the
+// attempt from the cluster whether or not this delivery lasts until it
+// ends.
 func (d *Dispatcher) Receive(ctx context.Context, e cloudevents.Event) protocol.Result {
 	id := e.ID()
 	log := d.log.With("job", id, "type", e.Type())
@@ -56,55 +109,90 @@ func (d *Dispatcher) Receive(ctx context.Context, e cloudevents.Event) protocol.
 		log.Warn("refusing an event that can never become a job", "error", err)
 		return cloudevents.NewHTTPResult(http.StatusBadRequest, "%s", err)
 	}
-	j, _, err := d.store.Create(ctx, id, req, "")
-	if err != nil {
+	var j job.Job
+	if err := d.retry(ctx, log, "recording the job", func() (err error) {
+		j, _, err = d.store.Create(ctx, id, req, "")
+		return err
+	}); err != nil {
 		return d.unavailable(log, err)
 	}
 	if j.Status.Terminal() {
-		// Only a redelivery racing the dead-letter sink, or a duplicate
-		// tick, gets here; the job has its outcome and is not run again.
+		// A redelivery racing the dead-letter sink, a duplicate tick or a
+		// sweep's re-send of a job that ended meanwhile: the job has its
+		// outcome and is not run again.
 		log.Info("job already finished", "status", j.Status)
 		return cloudevents.ResultACK
 	}
 
-	attempts, err := d.runner.Attempts(ctx, id)
-	if err != nil {
-		return d.unavailable(log, err)
-	}
-	n := 1
-	if len(attempts) > 0 {
-		last := attempts[len(attempts)-1]
-		switch last.Outcome {
-		case job.OutcomeSucceeded:
-			return d.finish(ctx, log, id, last)
-		case job.OutcomeFailed:
-			n = last.Attempt + 1
-		default:
-			n = last.Attempt
-		}
-	}
-	log = log.With("attempt", n)
-	if _, err := d.store.Start(ctx, id, job.Attempt{
-		Attempt: n, Job: runner.Name(id, n), StartedAt: d.now().UTC(), Outcome: job.OutcomeRunning,
+	var inCluster []job.Attempt
+	if err := d.retry(ctx, log, "reading the attempts", func() (err error) {
+		inCluster, err = d.runner.Attempts(ctx, id)
+		return err
 	}); err != nil {
 		return d.unavailable(log, err)
 	}
-	if _, err := d.runner.Start(ctx, runner.Spec{JobID: id, Attempt: n, Function: req.Function, Args: req.Args}); err != nil {
+	n, done := next(j.Attempts, inCluster)
+	if done != nil {
+		return d.finish(ctx, log, id, *done)
+	}
+	log = log.With("attempt", n)
+	if err := d.retry(ctx, log, "starting the attempt", func() error {
+		_, err := d.store.Start(ctx, id, job.Attempt{
+			Attempt: n, Job: runner.Name(id, n), StartedAt: d.now().UTC(), Outcome: job.OutcomeRunning,
+		})
+		if errors.Is(err, store.ErrNotFound) {
+			return permanent(err) // expired between Create and here; the redelivery creates it
+		}
+		return err
+	}); err != nil {
+		return d.unavailable(log, err)
+	}
+	if err := d.retry(ctx, log, "creating the attempt's Job", func() error {
+		_, err := d.runner.Start(ctx, runner.Spec{JobID: id, Attempt: n, Function: req.Function, Args: req.Args})
+		return err
+	}); err != nil {
 		return d.unavailable(log, err)
 	}
 	a, err := d.runner.Wait(ctx, id, n)
 	if err != nil {
 		// Most likely the Broker's delivery timeout ended the request. The
-		// attempt goes on; the redelivery adopts it.
+		// attempt goes on and the reconciler records it; a redelivery
+		// adopts it.
 		log.Warn("stopped waiting for the attempt", "error", err)
 		return cloudevents.NewHTTPResult(http.StatusServiceUnavailable, "waiting for attempt %d: %v", n, err)
 	}
 	return d.finish(ctx, log, id, a)
 }
 
+// next decides what a delivery does from the attempts the store recorded and
+// those whose Jobs exist: the attempt number to start or adopt, or a
+// succeeded attempt to answer for again. The higher attempt number wins, so
+// an attempt whose Job was deleted never restarts the numbering. An attempt
+// the store recorded as running whose Job is not there (yet) is started
+// again under its number: its Job may be about to be created by another
+// delivery, and AlreadyExists makes both adopt the same one.
+func next(stored, inCluster []job.Attempt) (int, *job.Attempt) {
+	var last *job.Attempt
+	if len(stored) > 0 {
+		last = &stored[len(stored)-1]
+	}
+	if len(inCluster) > 0 && (last == nil || inCluster[len(inCluster)-1].Attempt >= last.Attempt) {
+		last = &inCluster[len(inCluster)-1]
+	}
+	switch {
+	case last == nil:
+		return 1, nil
+	case last.Outcome == job.OutcomeSucceeded:
+		return last.Attempt, last
+	case last.Outcome == job.OutcomeFailed:
+		return last.Attempt + 1, nil
+	}
+	return last.Attempt, nil
+}
+
 // finish records a finished attempt and answers for it.
 func (d *Dispatcher) finish(ctx context.Context, log *slog.Logger, id string, a job.Attempt) protocol.Result {
-	if _, err := d.store.Finish(ctx, id, a); err != nil && !errors.Is(err, store.ErrTransition) {
+	if err := d.retry(ctx, log, "recording the attempt", func() error { return d.Record(ctx, id, a) }); err != nil {
 		return d.unavailable(log, err)
 	}
 	if a.Outcome == job.OutcomeSucceeded {
@@ -131,9 +219,8 @@ func failure(a job.Attempt) string {
 	return "no message"
 }
 
-// unavailable answers an error of the dispatcher's own, not the job's. 503
-// makes the Broker retry the delivery, which is right for Redis or the API
-// server being briefly away.
+// unavailable answers an error of the dispatcher's own, not the job's, that
+// outlasted retry. 503 makes the Broker deliver again later.
 func (d *Dispatcher) unavailable(log *slog.Logger, err error) protocol.Result {
 	log.Error("delivery failed", "error", err)
 	return cloudevents.NewHTTPResult(http.StatusServiceUnavailable, "%v", err)
@@ -164,9 +251,13 @@ func parse(e cloudevents.Event) (job.Request, error) {
 	return event.Request(e)
 }
 
-// DeadLetter handles an event the Broker gave up on: every retry failed, or
-// the dispatcher refused it. The job is marked failed for good, with the
-// last answer the Broker got as its error.
+// DeadLetter handles an event the Broker gave up on: every retry failed, the
+// dispatcher refused it, or a delivery timed out. It fails the job only when
+// no attempt is left to wait for: it first records what the cluster shows of
+// the latest attempt, so a job whose attempt succeeded is recorded
+// succeeded, and a job whose attempt still runs fails only if that attempt
+// fails (the reconciler records it). The extensions the Broker adds are read
+// when present; some dead letters carry none.
 func (d *Dispatcher) DeadLetter(ctx context.Context, e cloudevents.Event) protocol.Result {
 	id := e.ID()
 	log := d.log.With("job", id, "type", e.Type())
@@ -178,16 +269,46 @@ func (d *Dispatcher) DeadLetter(ctx context.Context, e cloudevents.Event) protoc
 		log.Warn("dead-lettered event is not a job", "error", err, "reason", reason)
 		return cloudevents.ResultACK
 	}
-	// A job refused before it was ever recorded, such as a schedule tick
-	// for an unknown function, still counts as one failed job.
-	if _, _, err := d.store.Create(ctx, id, req, ""); err != nil {
-		return d.unavailable(log, err)
-	}
-	moved, err := d.store.Fail(ctx, id, reason)
+	var result store.DeadLetterResult
+	err = d.retry(ctx, log, "recording the dead letter", func() error {
+		// A job refused before it was ever recorded, such as a schedule
+		// tick for an unknown function, still counts as one failed job.
+		j, _, err := d.store.Create(ctx, id, req, "")
+		if err != nil {
+			return err
+		}
+		if j.Status.Terminal() {
+			result = store.DeadLetterIgnored
+			return nil
+		}
+		inCluster, err := d.runner.Attempts(ctx, id)
+		if err != nil {
+			return err
+		}
+		if len(inCluster) > 0 {
+			if err := d.Record(ctx, id, inCluster[len(inCluster)-1]); err != nil {
+				return err
+			}
+		}
+		result, err = d.store.DeadLetter(ctx, id, reason)
+		return err
+	})
 	if err != nil {
-		return d.unavailable(log, err)
+		// The Broker retries a dead-letter delivery answered 5xx, but only
+		// as often as its delivery spec says; past that the job keeps its
+		// status until the sweep re-sends its event.
+		d.droppedDeadLetters.Inc()
+		log.Error("a dead letter could not be recorded", "reason", reason, "error", err)
+		return cloudevents.NewHTTPResult(http.StatusServiceUnavailable, "recording the dead letter: %v", err)
 	}
-	log.Info("job dead-lettered", "reason", reason, "moved", moved)
+	switch result {
+	case store.DeadLetterFailed:
+		log.Info("job dead-lettered", "reason", reason)
+	case store.DeadLetterKept:
+		log.Info("job dead-lettered while an attempt runs; that attempt decides", "reason", reason)
+	default:
+		log.Info("dead letter of a finished job ignored", "reason", reason)
+	}
 	return cloudevents.ResultACK
 }
 

@@ -6,6 +6,7 @@ package event
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
@@ -29,10 +30,15 @@ const (
 
 // Sender hands an event to the Broker, or to the local stack's in-process
 // delivery. It returns once the event is accepted for delivery, not once a
-// job has run.
+// job has run. An error that wraps ErrNotSent means the event certainly was
+// not accepted; any other error leaves that unknown.
 type Sender interface {
 	Send(ctx context.Context, e cloudevents.Event) error
 }
+
+// ErrNotSent is wrapped by a Sender's error when the event certainly did not
+// reach the Broker.
+var ErrNotSent = errors.New("event not sent")
 
 // NewRequested returns the dev.kjobs.job.requested event for job id.
 func NewRequested(id string, req job.Request) (cloudevents.Event, error) {
@@ -46,13 +52,15 @@ func NewRequested(id string, req job.Request) (cloudevents.Event, error) {
 	return e, nil
 }
 
+// Known reports whether typ is one of the event types kjobs' Triggers
+// deliver to the dispatcher.
+func Known(typ string) bool { return typ == TypeRequested || typ == TypePing }
+
 // Request reads the job request an event carries. It accepts both
 // dev.kjobs.job.requested and a schedule's ping. The error says why an
 // event can never become a job.
 func Request(e cloudevents.Event) (job.Request, error) {
-	switch e.Type() {
-	case TypeRequested, TypePing:
-	default:
+	if !Known(e.Type()) {
 		return job.Request{}, fmt.Errorf("event type %q is not %s or %s", e.Type(), TypeRequested, TypePing)
 	}
 	if e.Type() == TypePing {

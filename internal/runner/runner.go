@@ -30,6 +30,14 @@ func Name(jobID string, attempt int) string {
 // ErrNotFound is returned by Wait for an attempt that was never started.
 var ErrNotFound = errors.New("attempt not found")
 
+// Recorder keeps what a runner observes of attempts: that one started, and
+// how it ended. The dispatcher's store is the one Recorder; its moves are
+// idempotent, so a Recorder may be told the same thing any number of times,
+// by any number of runners.
+type Recorder interface {
+	Record(ctx context.Context, jobID string, a job.Attempt) error
+}
+
 // Runner starts attempts and waits for them.
 type Runner interface {
 	// Attempts returns what is known of a job's attempts, ordered by
@@ -42,4 +50,9 @@ type Runner interface {
 	Start(ctx context.Context, spec Spec) (job.Attempt, error)
 	// Wait blocks until the attempt has finished, or ctx is done.
 	Wait(ctx context.Context, jobID string, attempt int) (job.Attempt, error)
+	// Reconcile tells rec of every attempt's start and end until ctx is
+	// done, whether or not a delivery waits for it, including the attempts
+	// that started or ended before it was called. A Record that fails is
+	// retried with backoff. It returns when ctx is done.
+	Reconcile(ctx context.Context, rec Recorder) error
 }

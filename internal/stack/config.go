@@ -43,8 +43,15 @@ type Config struct {
 	// Jobs. Defaults to default, which every namespace has; the Jobs do
 	// not mount its token.
 	JobServiceAccount string `envconfig:"KJOBS_JOB_SERVICE_ACCOUNT" default:"default"`
-	// JobTTL is how long a finished Job stays in the cluster. Defaults to 1h.
-	JobTTL time.Duration `envconfig:"KJOBS_JOB_TTL" default:"1h"`
+	// JobTTL is how long a finished Job whose outcome nothing recorded stays
+	// in the cluster. Defaults to 24h.
+	JobTTL time.Duration `envconfig:"KJOBS_JOB_TTL" default:"24h"`
+	// JobGrace is how long a finished Job stays in the cluster once its
+	// outcome is recorded. Defaults to 10m.
+	JobGrace time.Duration `envconfig:"KJOBS_JOB_GRACE" default:"10m"`
+	// SweepAfter is how long a job may wait for a delivery before its event
+	// is sent again. Defaults to 2m.
+	SweepAfter time.Duration `envconfig:"KJOBS_SWEEP_AFTER" default:"2m"`
 	// Broker is the Broker that PingSources send to. Defaults to kjobs.
 	Broker string `envconfig:"KJOBS_BROKER" default:"kjobs"`
 }
@@ -67,6 +74,9 @@ func (c *Config) validate() error {
 	}
 	if c.Retention <= 0 {
 		return fmt.Errorf("KJOBS_RETENTION %s: want a positive duration", c.Retention)
+	}
+	if c.SweepAfter <= 0 {
+		return fmt.Errorf("KJOBS_SWEEP_AFTER %s: want a positive duration", c.SweepAfter)
 	}
 	if c.JobDeadline <= 0 {
 		return fmt.Errorf("KJOBS_JOB_DEADLINE %s: want a positive duration", c.JobDeadline)

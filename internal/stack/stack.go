@@ -106,6 +106,8 @@ func Run(ctx context.Context, cfg Config, apiListener net.Listener, log *slog.Lo
 
 	log.Info("kjobs is running", "api", "http://"+apiListener.Addr().String(), "runner", cfg.Runner, "redis", redisName(cfg.RedisURL))
 	g.Go(func() error { return broker.Run(ctx) })
+	g.Go(func() error { return d.Reconcile(ctx) })
+	g.Go(func() error { return d.Sweep(ctx, broker, cfg.SweepAfter) })
 	g.Go(func() error { return dispatchServer.Serve(ctx, dispatchListener) })
 	g.Go(func() error { return apiServer.Serve(ctx, apiListener) })
 	err = g.Wait()
@@ -136,7 +138,7 @@ func backends(ctx context.Context, cfg Config, log *slog.Logger) (runner.Runner,
 	}
 	r, err := kube.New(ctx, kc, kube.Config{
 		Namespace: namespace, Image: cfg.ProcessorImage, ServiceAccount: cfg.JobServiceAccount,
-		Deadline: cfg.JobDeadline, TTL: cfg.JobTTL,
+		Deadline: cfg.JobDeadline, TTL: cfg.JobTTL, Grace: cfg.JobGrace, Log: log,
 	})
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("stack: %w", err)

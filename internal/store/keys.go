@@ -16,7 +16,9 @@ const prefix = "kjobs:{kjobs}:"
 // jobKey is a HASH with one job's record:
 //
 //	id, function, args (JSON), schedule, status, attempt (current number),
-//	error, createdAt, updatedAt (Unix ms), and a:<n> (attempt n as JSON).
+//	error, createdAt, updatedAt (Unix ms), a:<n> (attempt n as JSON), and
+//	deadLetter (the Broker's reason, kept while the attempt it gave up
+//	during still runs).
 func jobKey(id string) string { return prefix + "job:" + id }
 
 // indexKey is a ZSET of every job, all scored 0 so that members sort by
@@ -39,6 +41,11 @@ func idemKey(k string) string {
 	return prefix + "idem:" + hex.EncodeToString(sum[:])
 }
 
+// sweepKey is a STRING that one dispatcher replica sets, with an expiry, to
+// claim the re-send of a stale job for a while, so that replicas sweeping
+// at once send it once.
+func sweepKey(id string) string { return prefix + "sweep:" + id }
+
 // statusKeys lists the status ZSETs in the order the transition script
 // expects them in KEYS.
 func statusKeys() []string {
@@ -55,3 +62,6 @@ func statusKeys() []string {
 func member(createdAt time.Time, id string) string {
 	return fmt.Sprintf("%013d:%s", createdAt.UnixMilli(), id)
 }
+
+// memberID returns the job ID of an index member.
+func memberID(m string) string { return m[len("0000000000000:"):] }

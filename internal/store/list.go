@@ -68,7 +68,7 @@ func (s *Store) List(ctx context.Context, opts ListOptions) (Page, error) {
 	}
 	cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, m := range members {
-			p.HGetAll(ctx, jobKey(m[14:]))
+			p.HGetAll(ctx, jobKey(memberID(m)))
 		}
 		return nil
 	})

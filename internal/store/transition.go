@@ -21,14 +21,22 @@ import (
 // (status running, retries += the attempts it adds beyond the first), so a
 // dispatcher that crashed between steps still leaves exact counters.
 //
+// The dead-letter sink's move (ARGV[7] "1") fails a job only when no
+// attempt is left to wait for. While an attempt runs it leaves the job
+// running and keeps the Broker's reason in the field deadLetter instead:
+// that attempt's failure then fails the job for good, with that reason,
+// rather than making it retrying, and its success still succeeds it.
+//
 // KEYS[1] job hash, KEYS[2] stats, KEYS[3..7] status ZSETs for queued,
 // running, retrying, succeeded, failed.
 // ARGV[1] target status, ARGV[2] attempt number (0: not about one attempt,
 // as from the dead-letter sink), ARGV[3] the attempt as JSON or "",
-// ARGV[4] now (Unix ms), ARGV[5] the job's error or "", ARGV[6] retention (s).
+// ARGV[4] now (Unix ms), ARGV[5] the job's error or "", ARGV[6] retention (s),
+// ARGV[7] "1" for the dead-letter sink's move.
 //
 // Returns 1 when moved, 0 for a no-op, -1 when the job does not exist, -2
-// when the state machine forbids the move.
+// when the state machine forbids the move, 2 when a dead letter was kept
+// for the running attempt.
 var transitionScript = redis.NewScript(`
 local sets = {queued = KEYS[3], running = KEYS[4], retrying = KEYS[5], succeeded = KEYS[6], failed = KEYS[7]}
 local allowed = {
@@ -36,11 +44,19 @@ local allowed = {
   running = {retrying = true, succeeded = true, failed = true},
   retrying = {running = true, failed = true},
 }
-local to, n = ARGV[1], tonumber(ARGV[2])
-local rec = redis.call("HMGET", KEYS[1], "status", "attempt", "member")
+local to, n, reason = ARGV[1], tonumber(ARGV[2]), ARGV[5]
+local rec = redis.call("HMGET", KEYS[1], "status", "attempt", "member", "deadLetter")
 local status, cur, m = rec[1], tonumber(rec[2]), rec[3]
 if not status then return -1 end
 if allowed[status] == nil then return 0 end
+if ARGV[7] == "1" and status == "running" then
+  if rec[4] then return 0 end
+  redis.call("HSET", KEYS[1], "deadLetter", reason, "updatedAt", ARGV[4])
+  return 2
+end
+if to == "retrying" and rec[4] then
+  to, reason = "failed", rec[4]
+end
 
 local function move(next)
   if next == status then return end
@@ -72,7 +88,7 @@ if n > 0 and ARGV[3] ~= "" then
   redis.call("HSET", KEYS[1], "a:" .. n, ARGV[3])
 end
 redis.call("HSET", KEYS[1], "updatedAt", ARGV[4])
-if ARGV[5] ~= "" then redis.call("HSET", KEYS[1], "error", ARGV[5]) end
+if reason ~= "" then redis.call("HSET", KEYS[1], "error", reason) end
 if to == "succeeded" or to == "failed" then
   redis.call("EXPIRE", KEYS[1], ARGV[6])
 end
@@ -82,48 +98,92 @@ return 1
 // Start records that attempt a.Attempt is running. It reports whether the
 // job moved; a repeated Start of one attempt is a no-op.
 func (s *Store) Start(ctx context.Context, id string, a job.Attempt) (bool, error) {
-	return s.transition(ctx, "store.Start", id, job.Running, a, "")
+	r, err := s.transition(ctx, "store.Start", id, job.Running, a, "", false)
+	return r == moved, err
 }
 
 // Finish records how attempt a ended: a succeeded attempt makes the job
 // succeeded, a failed one makes it retrying, for the Broker to deliver its
-// event again. It reports whether the job moved.
+// event again, or failed when the Broker has already dead-lettered it. It
+// reports whether the job moved.
 func (s *Store) Finish(ctx context.Context, id string, a job.Attempt) (bool, error) {
 	to := job.Retrying
 	if a.Outcome == job.OutcomeSucceeded {
 		to = job.Succeeded
 	}
-	return s.transition(ctx, "store.Finish", id, to, a, "")
+	r, err := s.transition(ctx, "store.Finish", id, to, a, "", false)
+	return r == moved, err
 }
 
-// Fail marks a job failed for good, with reason as its error: the
-// dead-letter sink gave up on it. It reports whether the job moved; a
-// finished job stays as it is.
+// Fail marks a job failed for good, with reason as its error. It reports
+// whether the job moved; a finished job stays as it is.
 func (s *Store) Fail(ctx context.Context, id, reason string) (bool, error) {
-	return s.transition(ctx, "store.Fail", id, job.Failed, job.Attempt{}, reason)
+	r, err := s.transition(ctx, "store.Fail", id, job.Failed, job.Attempt{}, reason, false)
+	return r == moved, err
 }
 
-func (s *Store) transition(ctx context.Context, op, id string, to job.Status, a job.Attempt, reason string) (bool, error) {
+// DeadLetterResult says what DeadLetter did.
+type DeadLetterResult int
+
+const (
+	// DeadLetterIgnored: the job had finished already, or a dead letter was
+	// already kept for its running attempt.
+	DeadLetterIgnored DeadLetterResult = iota
+	// DeadLetterFailed: the job had no attempt left to wait for and is now
+	// failed.
+	DeadLetterFailed
+	// DeadLetterKept: an attempt is running; its failure will fail the job
+	// with reason, and its success will still succeed it.
+	DeadLetterKept
+)
+
+// DeadLetter records that the Broker gave up on a job, with reason. It
+// fails the job only when no attempt of it is running. The caller records
+// what the cluster knows of the latest attempt first, so that a job whose
+// attempt succeeded or failed is recorded so before its dead letter.
+func (s *Store) DeadLetter(ctx context.Context, id, reason string) (DeadLetterResult, error) {
+	r, err := s.transition(ctx, "store.DeadLetter", id, job.Failed, job.Attempt{}, reason, true)
+	switch r {
+	case moved:
+		return DeadLetterFailed, err
+	case kept:
+		return DeadLetterKept, err
+	}
+	return DeadLetterIgnored, err
+}
+
+// Results of the transition script that are not errors.
+const (
+	noop  = 0
+	moved = 1
+	kept  = 2
+)
+
+func (s *Store) transition(ctx context.Context, op, id string, to job.Status, a job.Attempt, reason string, deadLetter bool) (int, error) {
 	var attemptJSON []byte
 	if a.Attempt > 0 {
 		var err error
 		if attemptJSON, err = json.Marshal(a); err != nil {
-			return false, fmt.Errorf("%s: %w", op, err)
+			return noop, fmt.Errorf("%s: %w", op, err)
 		}
+	}
+	dl := "0"
+	if deadLetter {
+		dl = "1"
 	}
 	keys := append([]string{jobKey(id), statsKey()}, statusKeys()...)
 	res, err := transitionScript.Run(ctx, s.rdb, keys,
-		string(to), a.Attempt, attemptJSON, s.now().UnixMilli(), reason, int64(s.retention/time.Second)).Int()
+		string(to), a.Attempt, attemptJSON, s.now().UnixMilli(), reason, int64(s.retention/time.Second), dl).Int()
 	if err != nil {
-		return false, fmt.Errorf("%s: %w", op, err)
+		return noop, fmt.Errorf("%s: %w", op, err)
 	}
 	switch res {
 	case -1:
-		return false, fmt.Errorf("%s %s: %w", op, id, ErrNotFound)
+		return noop, fmt.Errorf("%s %s: %w", op, id, ErrNotFound)
 	case -2:
-		return false, fmt.Errorf("%s %s to %s for attempt %d: %w", op, id, to, a.Attempt, ErrTransition)
+		return noop, fmt.Errorf("%s %s to %s for attempt %d: %w", op, id, to, a.Attempt, ErrTransition)
 	}
-	return res == 1, nil
+	return res, nil
 }
 
 // Get returns a job with every attempt.

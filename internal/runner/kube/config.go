@@ -3,6 +3,7 @@ package kube
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"strings"
 	"time"
@@ -27,23 +28,31 @@ type Config struct {
 	// activeDeadlineSeconds, rounded up to whole seconds (KJOBS_JOB_DEADLINE).
 	// Defaults to 10m.
 	Deadline time.Duration
-	// TTL is how long a finished Job is kept, as its
-	// ttlSecondsAfterFinished (KJOBS_JOB_TTL). Attempts are derived from the
-	// Jobs that still exist, so TTL must outlast the Broker's whole retry
-	// window; after it a redelivery would start again from attempt 1.
-	// Defaults to 1h.
+	// TTL is how long a finished Job is kept when no dispatcher records its
+	// outcome, as its ttlSecondsAfterFinished (KJOBS_JOB_TTL): a backstop
+	// for an install whose dispatcher is gone. Defaults to 24h.
 	TTL time.Duration
+	// Grace is how long a finished Job is kept once its outcome is recorded
+	// (KJOBS_JOB_GRACE), for a look with kubectl: the reconciler then
+	// shortens its ttlSecondsAfterFinished. The store keeps the outcome and
+	// the attempt number, so a redelivery after the Job is gone numbers on.
+	// Defaults to 10m.
+	Grace time.Duration
 	// FunctionsConfigMap names the ConfigMap that places each function's
 	// pods (KJOBS_FUNCTIONS_CONFIGMAP); see Placement. A missing ConfigMap
 	// means no placement at all. Defaults to "kjobs-functions".
 	FunctionsConfigMap string
+	// Log is where the reconciler reports what it retries. Defaults to
+	// slog.Default().
+	Log *slog.Logger
 }
 
 // Defaults of Config's fields.
 const (
 	DefaultServiceAccount     = "kjobs-job"
 	DefaultDeadline           = 10 * time.Minute
-	DefaultTTL                = time.Hour
+	DefaultTTL                = 24 * time.Hour
+	DefaultGrace              = 10 * time.Minute
 	DefaultFunctionsConfigMap = "kjobs-functions"
 )
 
@@ -57,6 +66,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.TTL == 0 {
 		c.TTL = DefaultTTL
+	}
+	if c.Grace == 0 {
+		c.Grace = DefaultGrace
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
 	}
 	if c.FunctionsConfigMap == "" {
 		c.FunctionsConfigMap = DefaultFunctionsConfigMap
@@ -93,9 +108,12 @@ func (c Config) validate() error {
 	}
 	switch {
 	case c.TTL < time.Second:
-		bad("TTL", "KJOBS_JOB_TTL", fmt.Sprintf("%v is shorter than 1s; a Job removed as soon as it finishes cannot be reported to a redelivery", c.TTL))
+		bad("TTL", "KJOBS_JOB_TTL", fmt.Sprintf("%v is shorter than 1s; a Job removed as soon as it finishes may be gone before its outcome is recorded", c.TTL))
 	case seconds(c.TTL) > math.MaxInt32:
 		bad("TTL", "KJOBS_JOB_TTL", fmt.Sprintf("%v is longer than ttlSecondsAfterFinished can express (%d s)", c.TTL, math.MaxInt32))
+	}
+	if c.Grace < 0 {
+		bad("Grace", "KJOBS_JOB_GRACE", fmt.Sprintf("%v is negative", c.Grace))
 	}
 	if msgs := validation.IsDNS1123Subdomain(c.FunctionsConfigMap); len(msgs) > 0 {
 		bad("FunctionsConfigMap", "KJOBS_FUNCTIONS_CONFIGMAP", fmt.Sprintf("%q is not a ConfigMap name: %s", c.FunctionsConfigMap, strings.Join(msgs, "; ")))

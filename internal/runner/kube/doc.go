@@ -7,8 +7,9 @@
 // kjobs.dev/job-id, kjobs.dev/attempt, kjobs.dev/function and
 // app.kubernetes.io/managed-by=kjobs, its pod template too. The Job runs one
 // pod, never retried (backoffLimit 0: retries are the Broker's, one new Job
-// each), for at most Config.Deadline, and is removed Config.TTL after it
-// finished. The pod runs the processor image as user 65532 with a
+// each), for at most Config.Deadline. Once its outcome is recorded it is
+// removed Config.Grace later; one whose outcome no dispatcher recorded is
+// removed Config.TTL after it finished. The pod runs the processor image as user 65532 with a
 // read-only root file system, no capabilities and no service account token,
 // which the restricted Pod Security Standard admits.
 //
@@ -32,6 +33,16 @@
 // none), else the Failed condition's reason and message, such as
 // DeadlineExceeded.
 //
+// # Recording outcomes
+//
+// Runner.Reconcile is the reconciler of kjobs Jobs: a workqueue fed by the
+// same informers, whose sync reads a Job and its pods from the cache and
+// records the attempt's start and end, whether or not a delivery waits for
+// it. A cut delivery, a restarted Broker or a dispatcher that was down loses
+// nothing: the next sync, or the first pass after a restart, records what
+// the cluster shows. A Job deleted before it finished records a failed
+// attempt with reason JobDeleted.
+//
 // # Placement
 //
 // The functions ConfigMap (Config.FunctionsConfigMap) sets each function's
@@ -42,7 +53,7 @@
 // # Permissions
 //
 // The dispatcher's ServiceAccount needs, in its namespace: create, get,
-// list and watch on jobs (batch); list and watch on pods; list and watch on
+// list, watch and patch on jobs (batch); list and watch on pods; list and watch on
 // the functions ConfigMap, which a rule with resourceNames allows since it
 // is watched with a metadata.name field selector.
 package kube

@@ -24,6 +24,8 @@ import (
 	"syscall"
 	"time"
 
+	"k8s.io/client-go/util/workqueue"
+
 	"github.com/kjobs/kjobs/internal/job"
 	"github.com/kjobs/kjobs/internal/runner"
 	"github.com/kjobs/kjobs/processor/run"
@@ -65,6 +67,9 @@ type Runner struct {
 	mu       sync.Mutex
 	closed   bool
 	attempts map[key]*attempt
+	// changed holds the attempts that started or ended since Reconcile
+	// last recorded them.
+	changed workqueue.TypedRateLimitingInterface[key]
 }
 
 type key struct {
@@ -95,7 +100,12 @@ func New(cfg Config) *Runner {
 		cfg.Dir = os.TempDir()
 	}
 	life, stopAll := context.WithCancelCause(context.Background())
-	return &Runner{cfg: cfg, life: life, stopAll: stopAll, attempts: map[key]*attempt{}}
+	return &Runner{
+		cfg: cfg, life: life, stopAll: stopAll, attempts: map[key]*attempt{},
+		changed: workqueue.NewTypedRateLimitingQueueWithConfig(
+			workqueue.DefaultTypedControllerRateLimiter[key](),
+			workqueue.TypedRateLimitingQueueConfig[key]{Name: "kjobs-local-attempts"}),
+	}
 }
 
 // Start starts the attempt's child process unless it exists, in which case
@@ -127,6 +137,7 @@ func (r *Runner) Start(_ context.Context, spec runner.Spec) (job.Attempt, error)
 		return job.Attempt{}, fmt.Errorf("local.Start: %s: %w", runner.Name(spec.JobID, spec.Attempt), err)
 	}
 	r.attempts[k] = a
+	r.changed.Add(k)
 	return snapshot(a.rec), nil
 }
 
@@ -200,13 +211,13 @@ func (r *Runner) start(spec runner.Spec) (*attempt, error) {
 	go func() {
 		defer r.wg.Done()
 		defer cancel()
-		r.await(ctx, cmd, a, termLog.Name(), stderr.Name())
+		r.await(ctx, cmd, spec.JobID, a, termLog.Name(), stderr.Name())
 	}()
 	return a, nil
 }
 
 // await waits for the child of a to exit and records how it ended.
-func (r *Runner) await(ctx context.Context, cmd *exec.Cmd, a *attempt, termLog, stderr string) {
+func (r *Runner) await(ctx context.Context, cmd *exec.Cmd, jobID string, a *attempt, termLog, stderr string) {
 	waitErr := cmd.Wait()
 	// Whatever the child left behind in its group goes with it, as a pod's
 	// processes go with its container.
@@ -241,6 +252,7 @@ func (r *Runner) await(ctx context.Context, cmd *exec.Cmd, a *attempt, termLog, 
 	a.rec.Reason = reason
 	a.rec.Message = msg
 	close(a.done)
+	r.changed.Add(key{jobID, a.rec.Attempt})
 }
 
 // Attempts returns every attempt of jobID this runner started, ordered by
@@ -277,6 +289,29 @@ func (r *Runner) Wait(ctx context.Context, jobID string, n int) (job.Attempt, er
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return snapshot(a.rec), err
+}
+
+// Reconcile tells rec of every attempt's start and end until ctx is done,
+// from the children themselves, so that an attempt's outcome is kept even
+// when no delivery waits for it any more.
+func (r *Runner) Reconcile(ctx context.Context, rec runner.Recorder) error {
+	stop := context.AfterFunc(ctx, r.changed.ShutDown)
+	defer stop()
+	for {
+		k, shutdown := r.changed.Get()
+		if shutdown {
+			return nil
+		}
+		r.mu.Lock()
+		a := snapshot(r.attempts[k].rec)
+		r.mu.Unlock()
+		if err := rec.Record(ctx, k.jobID, a); err != nil && ctx.Err() == nil {
+			r.changed.AddRateLimited(k)
+		} else {
+			r.changed.Forget(k)
+		}
+		r.changed.Done(k)
+	}
 }
 
 // Close stops every running child, SIGTERM first and SIGKILL after a grace

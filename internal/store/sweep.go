@@ -1,0 +1,70 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/kjobs/kjobs/internal/job"
+)
+
+// sweepPage bounds how many index entries one Stale call reads per status.
+const sweepPage = 500
+
+// Stale returns up to limit jobs whose event may have been lost: queued
+// with no attempt and created before now-age, or retrying and unchanged
+// since before now-age. A Broker whose channel is not durable loses the
+// events it holds when it restarts, and a dispatcher that was down when the
+// Broker retried or dead-lettered leaves a job retrying that no delivery
+// will ever move again; re-sending such a job's event with the same ID
+// ends it, since every step keyed by the ID is idempotent.
+func (s *Store) Stale(ctx context.Context, age time.Duration, limit int) ([]job.Job, error) {
+	before := s.now().Add(-age)
+	// Queued jobs sort by creation time, so the old ones come first and the
+	// range stops at the bound.
+	queued, err := s.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{
+		Key: statusKey(job.Queued), ByLex: true, Start: "-", Stop: "(" + member(before, ""), Count: sweepPage,
+	}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("store.Stale: %w", err)
+	}
+	// Retrying jobs sort by creation too, not by when they last moved:
+	// read a page and look at each one's updatedAt.
+	retrying, err := s.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{
+		Key: statusKey(job.Retrying), ByLex: true, Start: "-", Stop: "(" + member(before, ""), Count: sweepPage,
+	}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("store.Stale: %w", err)
+	}
+	var stale []job.Job
+	for _, m := range append(queued, retrying...) {
+		if len(stale) == limit {
+			break
+		}
+		j, err := s.Get(ctx, memberID(m))
+		if err != nil {
+			continue // expired or removed since the range was read
+		}
+		switch {
+		case j.Status == job.Queued && len(j.Attempts) == 0:
+		case j.Status == job.Retrying && j.UpdatedAt.Before(before):
+		default:
+			continue
+		}
+		stale = append(stale, j)
+	}
+	return stale, nil
+}
+
+// Claim reports whether this caller may re-send job id's event: true for
+// the first caller within d, false for every other.
+func (s *Store) Claim(ctx context.Context, id string, d time.Duration) (bool, error) {
+	ok, err := s.rdb.SetNX(ctx, sweepKey(id), strconv.FormatInt(s.now().UnixMilli(), 10), d).Result()
+	if err != nil {
+		return false, fmt.Errorf("store.Claim: %w", err)
+	}
+	return ok, nil
+}
