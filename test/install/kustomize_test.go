@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	eventingduckv1 "knative.dev/eventing/pkg/apis/duck/v1"
+	messagingv1 "knative.dev/eventing/pkg/apis/messaging/v1"
 
 	"github.com/kjobs/kjobs/internal/delivery"
 )
@@ -95,6 +96,23 @@ func TestOverlaysBuild(t *testing.T) {
 				if diff := cmp.Diff(want, got); diff != "" {
 					t.Errorf("Kafka Broker config (-want +got):\n%s", diff)
 				}
+			}
+			// The MT channel-based Broker copies its messaging.knative.dev/*
+			// annotations onto its channel, whose fanout answers the
+			// Broker's ingress before delivering only with async-handler;
+			// a Kafka Broker has no channel, so it carries none of them.
+			wantChannel := map[string]string{}
+			if tc.brokerClass == "MTChannelBasedBroker" {
+				wantChannel[messagingv1.AsyncHandlerAnnotation] = "true"
+			}
+			gotChannel := map[string]string{}
+			for k, v := range broker.GetAnnotations() {
+				if strings.HasPrefix(k, messagingv1.SchemeGroupVersion.Group+"/") {
+					gotChannel[k] = v
+				}
+			}
+			if diff := cmp.Diff(wantChannel, gotChannel); diff != "" {
+				t.Errorf("Broker's channel annotations (-want +got):\n%s", diff)
 			}
 
 			// Generated Secrets are referenced by their generated names.
