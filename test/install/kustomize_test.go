@@ -11,10 +11,15 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/rickb777/date/period"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	eventingduckv1 "knative.dev/eventing/pkg/apis/duck/v1"
 	messagingv1 "knative.dev/eventing/pkg/apis/messaging/v1"
+	"knative.dev/pkg/network"
+	servingv1 "knative.dev/serving/pkg/apis/serving/v1"
+	routeconfig "knative.dev/serving/pkg/reconciler/route/config"
+	serviceresources "knative.dev/serving/pkg/reconciler/service/resources"
 
 	"github.com/kjobs/kjobs/internal/delivery"
 )
@@ -121,6 +126,37 @@ func TestOverlaysBuild(t *testing.T) {
 					for _, name := range secretRefs(svc) {
 						find(t, objs, "", "Secret", name)
 					}
+				}
+			}
+		})
+	}
+}
+
+// TestDispatcherClusterLocal checks, with Serving's own route code, that
+// the dispatcher gets an address inside the cluster only, while the API
+// keeps the cluster's public domain: Serving builds a Service's Route with
+// the Service's labels and picks the Route's domain from them.
+func TestDispatcherClusterLocal(t *testing.T) {
+	t.Parallel()
+	// A cluster with a public domain; without one every route is local.
+	domains, err := routeconfig.NewDomainFromConfigMap(&corev1.ConfigMap{Data: map[string]string{"kjobs.example": ""}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := "svc." + network.GetClusterDomainName()
+	for _, o := range append([]string{"kustomize/base"}, overlays...) {
+		t.Run(filepath.Base(o), func(t *testing.T) {
+			t.Parallel()
+			objs := kustomize(t, filepath.Join(repoRoot(t), o))
+			for name, want := range map[string]string{"kjobs-dispatcher": local, "kjobs-api": "kjobs.example"} {
+				svc := &servingv1.Service{}
+				u := find(t, objs, "serving.knative.dev", "Service", name)
+				if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, svc); err != nil {
+					t.Fatal(err)
+				}
+				route := serviceresources.MakeRoute(svc)
+				if got := domains.LookupDomainForLabels(route.Labels); got != want {
+					t.Errorf("Service %s's route is under %q, want %q (labels %v)", name, got, want, svc.Labels)
 				}
 			}
 		})
