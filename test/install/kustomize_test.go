@@ -36,6 +36,7 @@ var baseObjects = []string{
 	"ServiceAccount/kjobs-api",
 	"ServiceAccount/kjobs-dispatcher",
 	"ServiceAccount/kjobs-job",
+	"NetworkPolicy.networking.k8s.io/kjobs-dispatcher",
 	"Role.rbac.authorization.k8s.io/kjobs-api",
 	"Role.rbac.authorization.k8s.io/kjobs-dispatcher",
 	"RoleBinding.rbac.authorization.k8s.io/kjobs-api",
