@@ -27,17 +27,41 @@ import (
 // PodSecurity does not look inside Knative Services, so each pod template
 // is also created as a Pod (dry run) in that namespace, where "restricted"
 // is enforced.
+//
+// The optional EventPolicy component goes through the same dry run over
+// the dev overlay, which checks it against the EventPolicy CRD's schema.
+// (Knative's webhook, which refuses it while authentication-oidc is off,
+// does not run here: TestEventPolicyComponent runs its validation.)
 func TestServerDryRun(t *testing.T) {
 	t.Parallel()
 	cfg := testenv.Kube(t)
+	root := repoRoot(t)
+	dirs := map[string]func(t testing.TB) string{
+		"eventpolicy": eventPolicyOverlay,
+	}
 	for _, o := range overlays {
-		t.Run(filepath.Base(o), func(t *testing.T) {
+		dirs[filepath.Base(o)] = func(testing.TB) string { return filepath.Join(root, o) }
+	}
+	for name, dir := range dirs {
+		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			dir := filepath.Join(repoRoot(t), o)
+			dir := dir(t)
 			ns := kjobsNamespace(t, cfg, dir)
 			applied := overlay(t, dir, "namespace: "+ns+"\n"+placeholderImages())
-			dryRun(t, "-k", applied)
-			admitPods(t, cfg, ns, kustomize(t, applied))
+			objs := kustomize(t, applied)
+			out := dryRun(t, "-k", applied)
+			// kubectl names each object it applied: all of them went
+			// through the apiserver.
+			for _, obj := range objs {
+				kind := strings.ToLower(obj.GetKind())
+				if g := obj.GroupVersionKind().Group; g != "" {
+					kind += "." + g
+				}
+				if !strings.Contains(out, kind+"/"+obj.GetName()+" ") {
+					t.Errorf("kubectl did not apply %s/%s", kind, obj.GetName())
+				}
+			}
+			admitPods(t, cfg, ns, objs)
 		})
 	}
 }
@@ -51,11 +75,11 @@ func kjobsNamespace(t testing.TB, cfg *rest.Config, dir string) string {
 }
 
 // dryRun runs `kubectl apply --dry-run=server` on source (-k DIR or -f
-// FILE) and fails on an error or a warning. Server-side apply leaves the
+// FILE), fails on an error or a warning, and returns kubectl's output. Server-side apply leaves the
 // test's namespace, which kubectl did not create, without the warning about
 // a missing last-applied annotation; admission and validation are the same
 // as for a client-side apply.
-func dryRun(t testing.TB, source ...string) {
+func dryRun(t testing.TB, source ...string) string {
 	t.Helper()
 	args := append([]string{"apply", "--server-side", "--dry-run=server"}, source...)
 	out, err := testenv.Kubectl(t, args...)
@@ -64,9 +88,10 @@ func dryRun(t testing.TB, source ...string) {
 	}
 	if strings.Contains(out, "Warning:") {
 		t.Errorf("kubectl %s warned:\n%s", strings.Join(args, " "), out)
-		return
+		return out
 	}
 	t.Logf("kubectl %s:\n%s", strings.Join(args, " "), out)
+	return out
 }
 
 // admitPods creates a Pod from every pod template in objs, in dry-run mode,
