@@ -24,8 +24,9 @@ KJOBS_REDIS_SERVER=$(command -v redis-server)
 export KJOBS_REDIS_SERVER
 
 # kube-apiserver and etcd come from KUBEBUILDER_ASSETS when it is set (then
-# KJOBS_TOOLS_BIN has no etcd).
-tools=(kube kwok ko)
+# KJOBS_TOOLS_BIN has no etcd). knative is Eventing's data plane, which the
+# control plane runs as processes.
+tools=(kube kwok ko knative)
 [[ -n ${KUBEBUILDER_ASSETS:-} ]] || tools+=(etcd)
 KJOBS_TOOLS_BIN=$(hack/tools/build.sh "${tools[@]}")
 export KJOBS_TOOLS_BIN
@@ -66,6 +67,11 @@ KJOBS_KUBECONFIG=$(<"$work/kubeconfig-path")
 # KUBECONFIG too: a kubectl that a test runs without testenv.Kubectl then
 # reaches the test cluster, never the developer's own.
 export KJOBS_KUBECONFIG KUBECONFIG=$KJOBS_KUBECONFIG
+# Where Knative Eventing's data plane listens, and its control server
+# (testenv.DataPlane).
+KJOBS_DATAPLANE=$(dirname "$KJOBS_KUBECONFIG")/dataplane.json
+[[ -s $KJOBS_DATAPLANE ]] || { echo "test.sh: FAIL: the control plane wrote no $KJOBS_DATAPLANE" >&2; exit 1; }
+export KJOBS_DATAPLANE
 
 failed=()
 go test -count=1 ./... || failed+=("go test ./...")
