@@ -3,7 +3,7 @@ package api_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -193,6 +193,18 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
+// checkProblem checks that an answer is the problem document of kind.
+func checkProblem(t *testing.T, resp *http.Response, body []byte, kind problem.Kind) {
+	t.Helper()
+	var p problem.Details
+	if err := json.Unmarshal(body, &p); err != nil || resp.Header.Get("Content-Type") != problem.ContentType {
+		t.Fatalf("not a problem: %v: %s", err, body)
+	}
+	if resp.StatusCode != kind.Status || p.Type != kind.Type() || p.Detail == "" {
+		t.Errorf("%d %s, want a %d %s with a detail", resp.StatusCode, body, kind.Status, kind.Type())
+	}
+}
+
 func assertNothingWritten(t *testing.T, e env) {
 	t.Helper()
 	if keys := e.rdb.Keys(context.Background(), "*").Val(); len(keys) != 0 {
@@ -317,9 +329,44 @@ func TestIdempotencyKey(t *testing.T) {
 	}
 }
 
+func TestIdempotencyKeyReused(t *testing.T) {
+	e := setup(t, false)
+	key := map[string]string{"Idempotency-Key": "order-43"}
+	if resp, body := e.do(t, request{"POST", "/jobs", `{"function":"echo","args":{"a":"1"}}`, key}); resp.StatusCode != 202 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	for _, body := range []string{`{"function":"echo","args":{"a":"2"}}`, `{"function":"sleep","args":{"seconds":"1"}}`, `{"function":"echo"}`} {
+		resp, got := e.do(t, request{"POST", "/jobs", body, key})
+		checkProblem(t, resp, got, problem.IdempotencyKeyReused)
+	}
+	if n := len(e.sender.sent()); n != 1 {
+		t.Errorf("%d events sent, want 1", n)
+	}
+}
+
+// TestSendOutcomeUnknown checks that a send that may have reached the
+// Broker keeps the job and its key: the retry gets the same job, and the
+// dispatcher's sweep re-sends the event if it was lost.
+func TestSendOutcomeUnknown(t *testing.T) {
+	e := setup(t, false)
+	e.sender.fail = context.DeadlineExceeded
+	key := map[string]string{"Idempotency-Key": "k"}
+	resp, body := e.do(t, request{"POST", "/jobs", `{"function":"echo"}`, key})
+	var first job.Job
+	if err := json.Unmarshal(body, &first); err != nil || resp.StatusCode != 202 || resp.Header.Get("Location") != "/jobs/"+first.ID {
+		t.Fatalf("status %d Location %q: %s; want 202 with the job", resp.StatusCode, resp.Header.Get("Location"), body)
+	}
+	e.sender.fail = nil
+	resp, body = e.do(t, request{"POST", "/jobs", `{"function":"echo"}`, key})
+	var again job.Job
+	if err := json.Unmarshal(body, &again); err != nil || resp.StatusCode != 202 || again.ID != first.ID || resp.Header.Get("Idempotent-Replayed") != "true" {
+		t.Errorf("retry with the same key: %d %s; want 202 replaying job %s", resp.StatusCode, body, first.ID)
+	}
+}
+
 func TestSendFailureLeavesNothing(t *testing.T) {
 	e := setup(t, false)
-	e.sender.fail = errors.New("broker away")
+	e.sender.fail = fmt.Errorf("dial tcp: connection refused: %w", event.ErrNotSent)
 	resp, body := e.do(t, request{"POST", "/jobs", `{"function":"echo"}`, map[string]string{"Idempotency-Key": "k"}})
 	if resp.StatusCode != 503 || resp.Header.Get("Location") != "" {
 		t.Errorf("status %d Location %q: %s; want 503 without Location", resp.StatusCode, resp.Header.Get("Location"), body)

@@ -63,4 +63,3 @@ func (s *HTTPSender) Send(ctx context.Context, e cloudevents.Event) error {
 	}
 	return fmt.Errorf("delivery.Send %s: %w", e.ID(), res)
 }
-

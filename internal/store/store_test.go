@@ -172,7 +172,8 @@ func finish(n int, o job.Outcome) step {
 
 func deadLetter() step {
 	return step{"dead letter", func(s *store.Store, id string) (bool, error) {
-		return s.Fail(context.Background(), id, "dead-lettered")
+		r, err := s.DeadLetter(context.Background(), id, "dead-lettered")
+		return r == store.DeadLetterFailed, err
 	}}
 }
 
@@ -183,6 +184,7 @@ func TestTransitions(t *testing.T) {
 		wantStatus job.Status
 		wantStats  job.Stats
 		attempts   int
+		wantError  string
 	}{{
 		name:       "succeeds first time",
 		steps:      []step{start(1), finish(1, job.OutcomeSucceeded)},
@@ -220,6 +222,18 @@ func TestTransitions(t *testing.T) {
 		steps:      []step{start(1), finish(1, job.OutcomeSucceeded), deadLetter()},
 		wantStatus: job.Succeeded, wantStats: job.Stats{Succeeded: 1}, attempts: 1,
 	}, {
+		name:       "dead-lettered while the last attempt runs, which then fails",
+		steps:      []step{start(1), finish(1, job.OutcomeFailed), start(2), deadLetter(), deadLetter(), finish(2, job.OutcomeFailed)},
+		wantStatus: job.Failed, wantStats: job.Stats{Failed: 1, Retries: 1}, attempts: 2, wantError: "dead-lettered",
+	}, {
+		name:       "dead-lettered while the last attempt runs, which then succeeds",
+		steps:      []step{start(1), deadLetter(), finish(1, job.OutcomeSucceeded)},
+		wantStatus: job.Succeeded, wantStats: job.Stats{Succeeded: 1}, attempts: 1,
+	}, {
+		name:       "dead-lettered while running: the job waits for its attempt",
+		steps:      []step{start(1), deadLetter()},
+		wantStatus: job.Running, wantStats: job.Stats{Running: 1}, attempts: 1,
+	}, {
 		name:       "a stale attempt's result is ignored",
 		steps:      []step{start(1), finish(1, job.OutcomeFailed), start(2), finish(1, job.OutcomeSucceeded)},
 		wantStatus: job.Running, wantStats: job.Stats{Running: 1, Retries: 1}, attempts: 2,
@@ -242,6 +256,9 @@ func TestTransitions(t *testing.T) {
 			}
 			if got.Status != tc.wantStatus || len(got.Attempts) != tc.attempts {
 				t.Errorf("status %s with %d attempts, want %s with %d", got.Status, len(got.Attempts), tc.wantStatus, tc.attempts)
+			}
+			if tc.wantError != "" && got.Error != tc.wantError {
+				t.Errorf("error %q, want %q", got.Error, tc.wantError)
 			}
 			if diff := cmp.Diff(tc.wantStats, stats(t, s)); diff != "" {
 				t.Errorf("stats (-want +got):\n%s", diff)
@@ -430,6 +447,57 @@ func TestList(t *testing.T) {
 	for _, j := range page.Jobs {
 		if j.ID == ids[0] || j.ID == "" {
 			t.Errorf("List returned an expired job: %+v", j)
+		}
+	}
+}
+
+// TestStale checks which jobs the sweep re-sends: queued with no attempt,
+// or retrying and unchanged, for longer than the age; and that one claim
+// per job holds until it expires.
+func TestStale(t *testing.T) {
+	s, _, clk := setup(t)
+	ctx := context.Background()
+	create := func(id string, steps ...step) {
+		t.Helper()
+		if _, _, err := s.Create(ctx, id, job.Request{Function: "echo"}, ""); err != nil {
+			t.Fatal(err)
+		}
+		for _, st := range steps {
+			if _, err := st.apply(s, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	create("old-queued")
+	create("old-retrying", start(1), finish(1, job.OutcomeFailed))
+	create("old-running", start(1))
+	create("old-succeeded", start(1), finish(1, job.OutcomeSucceeded))
+	create("old-retrying-moved-lately", start(1))
+	clk.Add(time.Minute)
+	if _, err := finish(1, job.OutcomeFailed).apply(s, "old-retrying-moved-lately"); err != nil {
+		t.Fatal(err)
+	}
+	create("new-queued")
+	clk.Add(30 * time.Second)
+
+	stale, err := s.Stale(ctx, time.Minute, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, j := range stale {
+		ids = append(ids, j.ID)
+	}
+	if diff := cmp.Diff([]string{"old-queued", "old-retrying"}, ids); diff != "" {
+		t.Errorf("stale jobs (-want +got):\n%s", diff)
+	}
+	if stale, err := s.Stale(ctx, time.Minute, 1); err != nil || len(stale) != 1 {
+		t.Errorf("Stale with limit 1: %d jobs, %v", len(stale), err)
+	}
+
+	for i, want := range []bool{true, false} {
+		if got, err := s.Claim(ctx, "old-queued", time.Minute); err != nil || got != want {
+			t.Errorf("claim %d: %v, %v; want %v", i+1, got, err, want)
 		}
 	}
 }

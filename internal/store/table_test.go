@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/kjobs/kjobs/internal/job"
+	"github.com/kjobs/kjobs/internal/store"
 )
 
 // TestTransitionTable checks the transition script against job.CanMove for
@@ -33,6 +34,16 @@ func TestTransitionTable(t *testing.T) {
 		for to, st := range moveTo {
 			if from == job.Retrying && to == job.Running {
 				st = start(2)
+			}
+			// A dead letter waits for the running attempt, whose failure
+			// then fails the job.
+			if from == job.Running && to == job.Failed {
+				st = step{"dead letter, then attempt 1 fails", func(s *store.Store, id string) (bool, error) {
+					if _, err := deadLetter().apply(s, id); err != nil {
+						return false, err
+					}
+					return finish(1, job.OutcomeFailed).apply(s, id)
+				}}
 			}
 			// A finish for an attempt that never started starts it first, so
 			// from queued it may go where running may.

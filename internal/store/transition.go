@@ -115,13 +115,6 @@ func (s *Store) Finish(ctx context.Context, id string, a job.Attempt) (bool, err
 	return r == moved, err
 }
 
-// Fail marks a job failed for good, with reason as its error. It reports
-// whether the job moved; a finished job stays as it is.
-func (s *Store) Fail(ctx context.Context, id, reason string) (bool, error) {
-	r, err := s.transition(ctx, "store.Fail", id, job.Failed, job.Attempt{}, reason, false)
-	return r == moved, err
-}
-
 // DeadLetterResult says what DeadLetter did.
 type DeadLetterResult int
 
