@@ -40,7 +40,7 @@ func start(t *testing.T) client {
 	}
 	cfg := stack.Config{
 		Host: "127.0.0.1", RedisURL: "redis://" + testenv.RedisAddr(t), Retention: time.Hour,
-		Runner: stack.RunnerLocal, Processor: processor, JobDeadline: time.Minute,
+		Runner: stack.RunnerLocal, Processor: processor, JobDeadline: time.Minute, SweepAfter: time.Minute,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

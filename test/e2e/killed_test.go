@@ -61,6 +61,9 @@ func TestDispatcherKilledMidAttempt(t *testing.T) {
 		"KUBECONFIG=" + c.kubeconfig,
 		"KJOBS_NAMESPACE=" + c.ns,
 		"KJOBS_PROCESSOR_IMAGE=example.com/p:1",
+		// Nothing listens there: this test delivers by hand, and no job
+		// waits long enough for the sweep to re-send it.
+		"K_SINK=http://127.0.0.1:1/",
 	}
 	id := uuid.NewString()
 	ev := requested(id, `{"function":"sleep","args":{"seconds":"1"}}`)

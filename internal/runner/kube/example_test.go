@@ -10,14 +10,15 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/kjobs/kjobs/internal/job"
 	"github.com/kjobs/kjobs/internal/runner"
 	"github.com/kjobs/kjobs/internal/runner/kube"
 )
 
 func ExampleConfig_WithDefaults() {
 	cfg := kube.Config{Namespace: "kjobs", Image: "registry.example/kjobs/processor@sha256:0123"}.WithDefaults()
-	fmt.Println(cfg.ServiceAccount, cfg.Deadline, cfg.TTL, cfg.FunctionsConfigMap)
-	// Output: kjobs-job 10m0s 1h0m0s kjobs-functions
+	fmt.Println(cfg.ServiceAccount, cfg.Deadline, cfg.TTL, cfg.Grace, cfg.FunctionsConfigMap)
+	// Output: kjobs-job 10m0s 24h0m0s 10m0s kjobs-functions
 }
 
 // The dispatcher builds one runner for its lifetime, in its own namespace,
@@ -53,4 +54,38 @@ func ExampleNew() {
 		log.Fatal(err)
 	}
 	fmt.Println(attempt.Job, attempt.Outcome, attempt.Message)
+}
+
+// printer records attempts by printing them; the dispatcher's store is the
+// real Recorder.
+type printer struct{}
+
+func (printer) Record(_ context.Context, jobID string, a job.Attempt) error {
+	fmt.Println(jobID, a.Attempt, a.Outcome)
+	return nil
+}
+
+// The reconciler records every attempt from the cluster, whether or not a
+// delivery waits for it, until its context ends.
+func ExampleRunner_Reconcile() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	restCfg, err := rest.InClusterConfig()
+	if err != nil {
+		log.Fatal(err)
+	}
+	client, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	r, err := kube.New(ctx, client, kube.Config{
+		Namespace: os.Getenv("KJOBS_NAMESPACE"),
+		Image:     os.Getenv("KJOBS_PROCESSOR_IMAGE"),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := r.Reconcile(ctx, printer{}); err != nil {
+		log.Fatal(err)
+	}
 }

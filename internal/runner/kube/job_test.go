@@ -32,7 +32,7 @@ func TestNewJob(t *testing.T) {
 			Spec: batchv1.JobSpec{
 				BackoffLimit:            new(int32(0)),
 				ActiveDeadlineSeconds:   new(int64(90)),
-				TTLSecondsAfterFinished: new(int32(3600)),
+				TTLSecondsAfterFinished: new(int32(86400)),
 				Template: corev1.PodTemplateSpec{
 					ObjectMeta: metav1.ObjectMeta{Labels: labels},
 					Spec: corev1.PodSpec{

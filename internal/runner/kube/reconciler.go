@@ -141,6 +141,8 @@ func (c *reconciler) next(ctx context.Context) bool {
 	defer c.queue.Done(name)
 	retryIn, err := c.sync(ctx, name)
 	switch {
+	case ctx.Err() != nil:
+		// Stopping: the next reconciler's first pass records it.
 	case err != nil:
 		c.log.Warn("recording a Job's attempt failed; retrying", "job", name, "error", err)
 		c.queue.AddRateLimited(name)

@@ -109,7 +109,9 @@ func (s *Store) Create(ctx context.Context, sc schedule.Schedule) (schedule.Sche
 }
 
 // List returns every schedule whose PingSource is in the namespace, oldest
-// first.
+// first. A PingSource being deleted is not listed: Knative's reconciler
+// holds it with a finalizer for a moment after DELETE, but the schedule is
+// gone for the user.
 func (s *Store) List(ctx context.Context) ([]schedule.Schedule, error) {
 	list, err := s.client.SourcesV1().PingSources(s.cfg.Namespace).List(ctx, metav1.ListOptions{LabelSelector: LabelSchedule})
 	if err != nil {
@@ -117,6 +119,9 @@ func (s *Store) List(ctx context.Context) ([]schedule.Schedule, error) {
 	}
 	out := make([]schedule.Schedule, 0, len(list.Items))
 	for i := range list.Items {
+		if list.Items[i].DeletionTimestamp != nil {
+			continue
+		}
 		sc, err := fromPingSource(&list.Items[i])
 		if err != nil {
 			return nil, fmt.Errorf("ping.List: %w", err)
@@ -141,6 +146,9 @@ func (s *Store) Get(ctx context.Context, id string) (schedule.Schedule, error) {
 	}
 	if err != nil {
 		return schedule.Schedule{}, fmt.Errorf("ping.Get %s: %w", id, err)
+	}
+	if ps.DeletionTimestamp != nil {
+		return schedule.Schedule{}, fmt.Errorf("ping.Get %s: being deleted: %w", id, schedule.ErrNotFound)
 	}
 	sc, err := fromPingSource(ps)
 	if err != nil {
