@@ -58,7 +58,7 @@ func TestKnativeValidation(t *testing.T) {
 					t.Errorf("Knative rejects %s: %v", id(obj), err)
 				}
 			}
-			if want := 6; checked != want { // Broker, 2 Triggers, 2 Services, SinkBinding
+			if want := 7; checked != want { // Broker, 2 Triggers, 2 Services, 2 SinkBindings
 				t.Errorf("validated %d Knative objects, want %d", checked, want)
 			}
 		})
@@ -105,9 +105,13 @@ func TestEventPolicyComponent(t *testing.T) {
 			subs = append(subs, *from.Sub)
 		}
 	}
-	sb := find(t, objs, "sources.knative.dev", "SinkBinding", "kjobs-api")
-	if want := []string{"SinkBinding/" + sb.GetNamespace() + "/" + sb.GetName()}; !slices.Equal(refs, want) {
-		t.Errorf("EventPolicy from refs = %v, want %v", refs, want)
+	var senders []string
+	for _, name := range []string{"kjobs-api", "kjobs-dispatcher"} { // POST /jobs, and the sweep
+		sb := find(t, objs, "sources.knative.dev", "SinkBinding", name)
+		senders = append(senders, "SinkBinding/"+sb.GetNamespace()+"/"+sb.GetName())
+	}
+	if !slices.Equal(refs, senders) {
+		t.Errorf("EventPolicy from refs = %v, want %v", refs, senders)
 	}
 	allowed := []auth.SubjectsWithFilters{{Subjects: subs}}
 	event := cloudevents.NewEvent()

@@ -48,6 +48,7 @@ var baseObjects = []string{
 	"Service.serving.knative.dev/kjobs-api",
 	"Service.serving.knative.dev/kjobs-dispatcher",
 	"SinkBinding.sources.knative.dev/kjobs-api",
+	"SinkBinding.sources.knative.dev/kjobs-dispatcher",
 }
 
 // TestOverlaysBuild renders base and both overlays with kubectl's own

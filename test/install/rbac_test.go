@@ -55,6 +55,8 @@ func TestRBAC(t *testing.T) {
 		{access{"kjobs-dispatcher", "create", "batch", "jobs", "", false}, allow},
 		{access{"kjobs-dispatcher", "watch", "batch", "jobs", "", false}, allow},
 		{access{"kjobs-dispatcher", "delete", "batch", "jobs", "", false}, allow},
+		// The reconciler marks a recorded Job and shortens its TTL.
+		{access{"kjobs-dispatcher", "patch", "batch", "jobs", "", false}, allow},
 		{access{"kjobs-dispatcher", "get", "", "pods", "", false}, allow},
 		{access{"kjobs-dispatcher", "list", "", "pods", "", false}, allow},
 		{access{"kjobs-dispatcher", "watch", "", "pods", "", false}, allow},
