@@ -17,9 +17,10 @@ const sendTimeout = 10 * time.Second
 // Sweep re-sends, every age/2 until ctx is done, the event of every job
 // that has waited longer than age for a delivery that will not come: queued
 // with no attempt (the event was lost by a non-durable channel, or by a
-// Broker that died before its Trigger fired), or retrying with nothing
-// moving it (the Broker's retries and dead letter met a dispatcher that was
-// down). The event keeps the job's ID, so the delivery it starts adopts
+// Broker that died before its Trigger fired), retrying with nothing moving
+// it (the Broker's retries and dead letter met a dispatcher that was down),
+// or running with no Job for its attempt (a dispatcher that died between
+// recording an attempt and creating its Job, its retries lost too). The event keeps the job's ID, so the delivery it starts adopts
 // whatever already exists, and at-least-once delivery holds end to end: a
 // job always ends terminal.
 //
@@ -47,6 +48,16 @@ func (d *Dispatcher) sweep(ctx context.Context, sender event.Sender, age time.Du
 	}
 	for _, j := range stale {
 		log := d.log.With("job", j.ID, "status", j.Status)
+		if j.Status == job.Running {
+			inCluster, err := d.runner.Attempts(ctx, j.ID)
+			if err != nil {
+				log.Warn("reading a stale job's attempts failed", "error", err)
+				continue
+			}
+			if n := len(inCluster); n > 0 && inCluster[n-1].Attempt >= j.Attempts[len(j.Attempts)-1].Attempt {
+				continue // its Job runs, or has ended and the reconciler records it
+			}
+		}
 		claimed, err := d.store.Claim(ctx, j.ID, age)
 		if err != nil {
 			log.Warn("claiming a stale job failed", "error", err)

@@ -15,6 +15,7 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
@@ -259,19 +260,32 @@ func (s *sent) ids() []string {
 
 // TestSweepResendsLostEvents checks that a job recorded but never
 // delivered gets its event again, with its ID and request, once; and that
-// the re-sent event runs it.
+// the re-sent event runs it. So does a job whose attempt was recorded
+// running but never started, but not one whose attempt runs.
 func TestSweepResendsLostEvents(t *testing.T) {
 	d, st := setup(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
+	record := func(e cloudevents.Event) {
+		t.Helper()
+		req, err := event.Request(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := st.Create(ctx, e.ID(), req, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
 	lost := requested(t, `{"function":"echo","args":{"k":"v"}}`)
-	req, err := event.Request(lost)
-	if err != nil {
+	record(lost)
+	neverStarted := requested(t, `{"function":"echo"}`)
+	record(neverStarted)
+	if _, err := st.Start(ctx, neverStarted.ID(), job.Attempt{Attempt: 1, Job: "kjobs-x-1", Outcome: job.OutcomeRunning}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := st.Create(ctx, lost.ID(), req, ""); err != nil {
-		t.Fatal(err)
-	}
+	busy := requested(t, `{"function":"sleep","args":{"seconds":"5"}}`)
+	go d.Receive(ctx, busy)
+	waitStatus(t, st, busy.ID(), job.Running)
 	s := &sent{}
 	go func() { _ = d.Sweep(ctx, s, time.Second) }()
 	deadline := time.Now().Add(10 * time.Second)
@@ -279,10 +293,15 @@ func TestSweepResendsLostEvents(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	time.Sleep(1500 * time.Millisecond) // a second sweep, within the claim
-	if diff := cmp.Diff([]string{lost.ID()}, s.ids()); diff != "" {
+	if diff := cmp.Diff([]string{lost.ID(), neverStarted.ID()}, s.ids(), cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
 		t.Fatalf("re-sent events (-want +got):\n%s", diff)
 	}
-	again := s.events[0]
+	var again cloudevents.Event
+	for _, e := range s.events {
+		if e.ID() == lost.ID() {
+			again = e
+		}
+	}
 	if got := status(t, d.Receive(ctx, again)); got != http.StatusOK {
 		t.Fatalf("the re-sent event answered %d", got)
 	}

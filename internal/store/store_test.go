@@ -451,8 +451,8 @@ func TestList(t *testing.T) {
 	}
 }
 
-// TestStale checks which jobs the sweep re-sends: queued with no attempt,
-// or retrying and unchanged, for longer than the age; and that one claim
+// TestStale checks which jobs the sweep may re-send: queued with no
+// attempt, or retrying or running and unchanged, for longer than the age; and that one claim
 // per job holds until it expires.
 func TestStale(t *testing.T) {
 	s, _, clk := setup(t)
@@ -488,7 +488,7 @@ func TestStale(t *testing.T) {
 	for _, j := range stale {
 		ids = append(ids, j.ID)
 	}
-	if diff := cmp.Diff([]string{"old-queued", "old-retrying"}, ids); diff != "" {
+	if diff := cmp.Diff([]string{"old-queued", "old-retrying", "old-running"}, ids); diff != "" {
 		t.Errorf("stale jobs (-want +got):\n%s", diff)
 	}
 	if stale, err := s.Stale(ctx, time.Minute, 1); err != nil || len(stale) != 1 {

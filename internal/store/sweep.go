@@ -15,8 +15,9 @@ import (
 const sweepPage = 500
 
 // Stale returns up to limit jobs whose event may have been lost: queued
-// with no attempt and created before now-age, or retrying and unchanged
-// since before now-age. A Broker whose channel is not durable loses the
+// with no attempt and created before now-age, or retrying or running and
+// unchanged since before now-age. (A running job is stale only if its
+// attempt has nothing running it, which the caller checks in the cluster.) A Broker whose channel is not durable loses the
 // events it holds when it restarts, and a dispatcher that was down when the
 // Broker retried or dead-lettered leaves a job retrying that no delivery
 // will ever move again; re-sending such a job's event with the same ID
@@ -31,16 +32,20 @@ func (s *Store) Stale(ctx context.Context, age time.Duration, limit int) ([]job.
 	if err != nil {
 		return nil, fmt.Errorf("store.Stale: %w", err)
 	}
-	// Retrying jobs sort by creation too, not by when they last moved:
-	// read a page and look at each one's updatedAt.
-	retrying, err := s.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{
-		Key: statusKey(job.Retrying), ByLex: true, Start: "-", Stop: "(" + member(before, ""), Count: sweepPage,
-	}).Result()
-	if err != nil {
-		return nil, fmt.Errorf("store.Stale: %w", err)
+	// Retrying and running jobs sort by creation too, not by when they last
+	// moved: read a page of each and look at each one's updatedAt.
+	members := queued
+	for _, st := range []job.Status{job.Retrying, job.Running} {
+		page, err := s.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{
+			Key: statusKey(st), ByLex: true, Start: "-", Stop: "(" + member(before, ""), Count: sweepPage,
+		}).Result()
+		if err != nil {
+			return nil, fmt.Errorf("store.Stale: %w", err)
+		}
+		members = append(members, page...)
 	}
 	var stale []job.Job
-	for _, m := range append(queued, retrying...) {
+	for _, m := range members {
 		if len(stale) == limit {
 			break
 		}
@@ -50,7 +55,7 @@ func (s *Store) Stale(ctx context.Context, age time.Duration, limit int) ([]job.
 		}
 		switch {
 		case j.Status == job.Queued && len(j.Attempts) == 0:
-		case j.Status == job.Retrying && j.UpdatedAt.Before(before):
+		case j.Status != job.Queued && j.UpdatedAt.Before(before):
 		default:
 			continue
 		}

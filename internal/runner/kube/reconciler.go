@@ -165,7 +165,7 @@ func (c *reconciler) sync(ctx context.Context, name string) (time.Duration, erro
 		j, ok = c.gone[name]
 		delete(c.gone, name)
 		c.mu.Unlock()
-		if !ok {
+		if !ok || j.Annotations[annotationRecorded] == "true" {
 			return 0, nil
 		}
 		return 0, c.record(ctx, j, true)
