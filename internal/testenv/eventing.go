@@ -22,6 +22,7 @@ import (
 	eventingconfig "knative.dev/eventing/pkg/apis/config"
 	eventingduckv1 "knative.dev/eventing/pkg/apis/duck/v1"
 	eventingv1 "knative.dev/eventing/pkg/apis/eventing/v1"
+	"knative.dev/eventing/pkg/apis/feature"
 	eventingclient "knative.dev/eventing/pkg/client/clientset/versioned"
 )
 
@@ -154,8 +155,11 @@ func Trigger(t testing.TB, cfg *rest.Config, ns, broker, name, subscriber string
 	if opts.Filter != nil {
 		tr.Spec.Filter = &eventingv1.TriggerFilter{Attributes: eventingv1.TriggerFilterAttributes(opts.Filter)}
 	}
-	tr.SetDefaults(ctx) // the broker label and an empty filter
-	if errs := tr.Validate(apis.WithinCreate(ctx)).Filter(apis.ErrorLevel); errs != nil {
+	// The webhook admits a Trigger with the cluster's feature flags: some
+	// fields, such as spec.delivery.timeout, are refused without them.
+	admission := featuresContext(t, cfg, ctx)
+	tr.SetDefaults(admission) // the broker label and an empty filter
+	if errs := tr.Validate(apis.WithinCreate(admission)).Filter(apis.ErrorLevel); errs != nil {
 		t.Fatalf("testenv: Trigger %s/%s is invalid: %v", ns, name, errs)
 	}
 	created := time.Now()
@@ -200,6 +204,26 @@ func Trigger(t testing.TB, cfg *rest.Config, ns, broker, name, subscriber string
 	}
 	t.Logf("testenv: Trigger %s/%s Ready after %.1fs", ns, name, time.Since(created).Seconds())
 	return last
+}
+
+// featuresContext returns ctx with the feature flags of the cluster's
+// config-features, as Knative's webhook gives them to SetDefaults and
+// Validate.
+func featuresContext(t testing.TB, cfg *rest.Config, ctx context.Context) context.Context {
+	t.Helper()
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	cm, err := kube.CoreV1().ConfigMaps(EventingNamespace).Get(ctx, feature.FlagsConfigName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("testenv: reading Knative's feature flags: %v", err)
+	}
+	flags, err := feature.NewFlagsConfigFromConfigMap(cm)
+	if err != nil {
+		t.Fatalf("testenv: parsing Knative's feature flags: %v", err)
+	}
+	return feature.ToContext(ctx, flags)
 }
 
 // conditions formats the conditions that are not True, or all of them.
