@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -29,6 +30,40 @@ func Redis(t testing.TB) *redis.Client {
 
 // RedisAddr starts a redis-server like Redis does and returns its address.
 func RedisAddr(t testing.TB) string {
+	t.Helper()
+	return RedisServer(t).Addr
+}
+
+// RedisProcess is a redis-server process of the test's own. Pause and
+// Resume make it unavailable for a while, as a failover or a network
+// partition would: clients' connections stay open and their commands time
+// out, which is not the same as a server that refuses connections.
+type RedisProcess struct {
+	// Addr is the host:port it listens on.
+	Addr string
+	cmd  *exec.Cmd
+}
+
+// Pause stops the server with SIGSTOP: it keeps its data and sockets but
+// answers nothing until Resume.
+func (r *RedisProcess) Pause(t testing.TB) {
+	t.Helper()
+	if err := r.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatalf("testenv: pausing redis-server on %s: %v", r.Addr, err)
+	}
+}
+
+// Resume continues a paused server with SIGCONT.
+func (r *RedisProcess) Resume(t testing.TB) {
+	t.Helper()
+	if err := r.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatalf("testenv: resuming redis-server on %s: %v", r.Addr, err)
+	}
+}
+
+// RedisServer starts a redis-server like Redis does and returns it; it is
+// killed when the test ends, paused or not.
+func RedisServer(t testing.TB) *RedisProcess {
 	t.Helper()
 	bin := os.Getenv(RedisServerEnv)
 	if bin == "" {
@@ -62,7 +97,7 @@ func RedisAddr(t testing.TB) string {
 			_ = cmd.Process.Kill()
 			<-exited
 		})
-		return addr
+		return &RedisProcess{Addr: addr, cmd: cmd}
 	}
 }
 
