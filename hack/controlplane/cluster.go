@@ -48,6 +48,7 @@ type cluster struct {
 	token      string       // the admin's
 	server     string       // the apiserver's URL
 	api        *http.Client // trusts the apiserver's certificate
+	stages     []string     // kwok Stage files beside kwokStages (-kjobs: kwok-sleep.yaml)
 
 	mu         sync.Mutex
 	components []*component // every process started, in order
@@ -80,6 +81,19 @@ func newCluster(parent context.Context, logs string) (*cluster, error) {
 	}
 	c.kubeconfig = c.path("kubeconfig")
 	c.ctx, c.fail = context.WithCancelCause(parent)
+	return c, nil
+}
+
+// attach returns a cluster for a control plane that runs already, whose
+// admin kubeconfig (with dataplane.json beside it) is kubeconfig, to run
+// kjobs on: the tests run the -kjobs mode's install on the control plane
+// of make test, which holds port 8080. Its stop stops only what it started.
+func attach(parent context.Context, kubeconfig, logs string) (*cluster, error) {
+	c, err := newCluster(parent, logs)
+	if err != nil {
+		return nil, err
+	}
+	c.kubeconfig = kubeconfig
 	return c, nil
 }
 

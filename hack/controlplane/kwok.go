@@ -29,11 +29,15 @@ var kwokStages = []string{
 	"kustomize/stage/pod/chaos/pod-container-running-failed.yaml",
 }
 
-// startKwok starts kwok with the stages from its module folder.
+// startKwok starts kwok with the stages from its module folder, and the
+// files of c.stages.
 func (c *cluster) startKwok(module string) {
 	args := []string{"--kubeconfig=" + c.kubeconfig, "--manage-nodes-with-annotation-selector=" + nodeAnnotation}
 	for _, stage := range kwokStages {
 		args = append(args, "--config="+filepath.Join(module, stage))
+	}
+	for _, stage := range c.stages {
+		args = append(args, "--config="+stage)
 	}
 	// HOME is the work folder so that kwok does not also load a
 	// ~/.kwok/kwok.yaml the user may have.

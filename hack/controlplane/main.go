@@ -18,9 +18,24 @@
 // control server stops and starts data-plane components on request
 // (control.go); a component stopped that way does not count as failed.
 //
+// With -kjobs (what make cluster runs, through hack/cluster.sh) it also
+// runs kjobs on itself, for people to try: it installs
+// kustomize/overlays/dev, runs a redis-server and kjobs' API and dispatcher
+// (built from the working tree) as host processes with the environment
+// and ServiceAccounts their Knative Services give them, sets what Knative
+// Serving and Eventing's webhook would (kjobs.go), and prints
+// "kjobs API: http://127.0.0.1:PORT" on stdout instead of the kubeconfig's
+// path once a job sent to the API would be delivered. kwok then also
+// finishes "sleep" pods after their seconds (kwok-sleep.yaml), and
+// kjobs-functions makes kwok fail "fail" pods. Measured on 2 cores, tools
+// built: "kjobs API" 20-22 s after start, of which 13.5 s for the control
+// plane; the build of the API and the dispatcher runs meanwhile (~20 s warm
+// under that load) and is what the rest waits for. The tests run the same
+// install on the control plane of make test (TestKjobsOnControlPlane).
+//
 // Usage, from the repository root:
 //
-//	go run ./hack/controlplane [-logs DIR]
+//	go run ./hack/controlplane [-logs DIR] [-kjobs [-port 8090]]
 //
 // The binaries come from $KJOBS_TOOLS_BIN, else from hack/tools/build.sh;
 // kube-apiserver and etcd come from $KUBEBUILDER_ASSETS when that is set
@@ -53,11 +68,13 @@ import (
 
 func main() {
 	logs := flag.String("logs", "", "folder for the components' logs (default: a temporary folder, removed after a clean stop)")
+	withKjobs := flag.Bool("kjobs", false, "also install kjobs from kustomize/overlays/dev and run its API and dispatcher as host processes (make cluster)")
+	port := flag.Int("port", 8090, "with -kjobs: the API's port (8080 is the in-memory channel dispatcher's)")
 	flag.Parse()
-	os.Exit(run(*logs))
+	os.Exit(run(*logs, *withKjobs, *port))
 }
 
-func run(logs string) int {
+func run(logs string, withKjobs bool, port int) int {
 	begin := time.Now()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -71,18 +88,44 @@ func run(logs string) int {
 		fmt.Fprintf(os.Stderr, "controlplane: %v\n", err)
 		return 1
 	}
+	var k *kjobs
+	if withKjobs {
+		if k, err = c.prepareKjobs(".", port); err != nil {
+			fmt.Fprintf(os.Stderr, "controlplane: %v\n", err)
+			c.cleanUp()
+			return 1
+		}
+	}
 	if err = c.start(); err == nil {
 		fmt.Fprintf(os.Stderr, "controlplane: ready in %.1fs\n", time.Since(begin).Seconds())
-		fmt.Println(c.kubeconfig)
-		<-c.ctx.Done()
+		if k == nil {
+			fmt.Println(c.kubeconfig)
+		} else {
+			var api string
+			if api, err = k.start(c.ctx); err == nil {
+				token, secret := k.token()
+				fmt.Fprintf(os.Stderr, "controlplane: kjobs ready in %.1fs; logs in %s; Ctrl-C stops everything\n"+
+					"  export KUBECONFIG=%s\n"+
+					"  curl -H 'Authorization: Bearer %s' %s/jobs/stats   # the token of Secret %s/%s\n",
+					time.Since(begin).Seconds(), c.logs, c.kubeconfig, token, api, kjobsNamespace, secret)
+				fmt.Println("kjobs API: " + api)
+			}
+		}
+		if err == nil {
+			<-c.ctx.Done()
+		}
 	}
 	// Taken before stop, which makes every component exit: a component
 	// that exited on its own explains a failure better than the start-up
 	// steps it made fail.
 	cause := context.Cause(c.ctx)
+	stopping := time.Now()
 	c.stop()
 	if ctx.Err() != nil { // a signal: the expected way to stop
 		c.cleanUp()
+		if k != nil {
+			fmt.Fprintf(os.Stderr, "controlplane: stopped and removed everything in %.1fs; the logs are in %s\n", time.Since(stopping).Seconds(), c.logs)
+		}
 		return 0
 	}
 	if cause != nil {
