@@ -11,7 +11,7 @@ export KO_CONFIG_PATH := $(CURDIR)/ko.yaml
 BIN := $(CURDIR)/bin
 PORT ?= 8080
 
-.PHONY: help build run test bench images deploy release
+.PHONY: help build run cluster test bench images deploy release
 
 help: ## show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -21,6 +21,14 @@ build: ## build every binary into ./bin
 
 run: build ## the whole pipeline on 127.0.0.1:$(PORT), no cluster needed
 	PORT=$(PORT) KJOBS_PROCESSOR=$(BIN)/processor $(BIN)/local
+
+# Knative's in-memory channel dispatcher always listens on 8080, so the
+# cluster's API defaults to 8090; PORT=<port> on the command line or in the
+# environment chooses another.
+CLUSTER_PORT := $(if $(filter command line environment,$(origin PORT)),$(PORT),8090)
+
+cluster: ## kjobs on a local control plane with Knative Eventing's real data plane; API on 127.0.0.1:8090 (or PORT)
+	hack/cluster.sh $(CLUSTER_PORT)
 
 test: ## install and start what the tests need, then run every test
 	hack/test.sh
