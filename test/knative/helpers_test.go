@@ -1,0 +1,711 @@
+// Package knative runs kjobs' own API and dispatcher, as host processes,
+// in front of Knative Eventing's real data plane that the control plane
+// `make test` starts: the MT channel-based Broker's ingress and filter, the
+// in-memory channel dispatcher and the PingSource adapter, with the
+// Triggers of config/ (their filters and delivery spec read from
+// config/300-trigger-*.yaml). Every test has its own namespace laid out like
+// the kjobs one, its own redis-server, Broker, Triggers, API and
+// dispatcher.
+//
+// kwok runs no container: a pod succeeds unless its function's entry in the
+// kjobs-functions ConfigMap gives it the label of kwok's chaos stage
+// pod-container-running-failed, which fails it with the exit code and
+// message of the entry's pod annotations, or places it on a node pool that
+// does not exist yet, which holds it Pending (the attempt "runs") until the
+// test adds the node.
+//
+// The tests that stop a component of the data plane do not call t.Parallel,
+// so that they run alone, before the parallel ones.
+package knative
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
+	"knative.dev/pkg/apis"
+	duckv1 "knative.dev/pkg/apis/duck/v1"
+	"sigs.k8s.io/yaml"
+
+	eventingduckv1 "knative.dev/eventing/pkg/apis/duck/v1"
+	eventingv1 "knative.dev/eventing/pkg/apis/eventing/v1"
+
+	"github.com/kjobs/kjobs/internal/job"
+	"github.com/kjobs/kjobs/internal/runner"
+	"github.com/kjobs/kjobs/internal/testenv"
+)
+
+// bin holds the binaries TestMain builds once for the package.
+var bin struct {
+	api        string // github.com/kjobs/kjobs/services/api
+	dispatcher string // github.com/kjobs/kjobs/functions/dispatcher
+}
+
+func TestMain(m *testing.M) {
+	testenv.Main(m, map[*string]string{
+		&bin.api:        "github.com/kjobs/kjobs/services/api",
+		&bin.dispatcher: "github.com/kjobs/kjobs/functions/dispatcher",
+	})
+}
+
+// Names the config/ manifests give the pieces.
+const (
+	brokerName         = "kjobs"
+	jobServiceAccount  = "kjobs-job" // testenv.JobsNamespace creates it
+	functionsConfigMap = "kjobs-functions"
+	// processorImage is never pulled: kwok runs no container.
+	processorImage = "example.com/kjobs/processor:test"
+	labelJobID     = "kjobs.dev/job-id"
+)
+
+// The Triggers' delivery spec (config/300-trigger-*.yaml): two retries,
+// exponential backoff from 2 s.
+var backoffs = []time.Duration{2 * time.Second, 4 * time.Second}
+
+// timeout bounds a test's waiting, which a busy 2-core machine shared with
+// other tests makes slow at times.
+func timeout(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// process is a child process of the test.
+type process struct {
+	name string
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{} // closed once it exited
+	err  error         // its exit, once done is closed
+}
+
+// startProcess runs path with the test's environment plus env, its output
+// in a file shown when the test fails, and SIGKILLs it when the test ends.
+func startProcess(t testing.TB, name, path string, env ...string) *process {
+	t.Helper()
+	p := &process{name: name, log: filepath.Join(t.TempDir(), name+".log"), done: make(chan struct{})}
+	out, err := os.Create(p.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close() // the child has its own descriptor
+	p.cmd = exec.Command(path)
+	// The last value of a repeated variable wins, so env overrides the
+	// test's own.
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = out, out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", name, err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			t.Logf("%s", p.output())
+		}
+	})
+	return p
+}
+
+// kill SIGKILLs the process, as the kubelet does after the grace period or
+// the kernel on OOM, and waits until it is gone.
+func (p *process) kill() {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// output is the process's output, for a failure message.
+func (p *process) output() string {
+	b, _ := os.ReadFile(p.log)
+	return fmt.Sprintf("output of %s (%v):\n%s", p.name, p.cmd.ProcessState, b)
+}
+
+// direct never goes through a proxy of the environment and has no timeout
+// of its own: the tests' contexts bound every request.
+var direct = &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64}}
+
+// waitReady polls url until it answers 200; it fails the test if the
+// process exits first.
+func (p *process) waitReady(t testing.TB, ctx context.Context, url string) {
+	t.Helper()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := direct.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("%s exited before %s answered 200: %v\n%s", p.name, url, p.err, p.output())
+		case <-ctx.Done():
+			t.Fatalf("%s did not answer 200 on %s: %v (last error %v)", p.name, url, ctx.Err(), err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// options are what a test changes of the stack config/ describes.
+type options struct {
+	// functions is the kjobs-functions ConfigMap's data.
+	functions map[string]string
+	// syncBroker leaves messaging.knative.dev/async-handler off the
+	// Broker, as a Broker created without the dev overlay's is.
+	syncBroker bool
+	// delivery changes the Triggers' delivery spec read from config/.
+	delivery func(*eventingduckv1.DeliverySpec)
+	// sweepAfter is the dispatcher's KJOBS_SWEEP_AFTER. Defaults to 2m,
+	// the dispatcher's own default, so that the sweep stays out of tests
+	// that are not about it.
+	sweepAfter time.Duration
+}
+
+// stack is kjobs on the real data plane, in a namespace of the test's own.
+type stack struct {
+	t          testing.TB
+	cfg        *rest.Config
+	kube       kubernetes.Interface
+	ns         string
+	kubeconfig string
+	eventing   *testenv.Eventing
+	redis      *testenv.RedisProcess
+	api        api
+	// The dispatcher listens on a port of its own that the Triggers name;
+	// a restarted dispatcher takes the same one.
+	dispatcherPort int
+	dispatcherURL  string
+	dispatcher     *process
+	dispatcherEnv  []string
+	starts         int
+}
+
+// newStack makes a namespace that enforces the restricted Pod Security
+// Standard, with the Jobs' ServiceAccount and the functions ConfigMap, a
+// redis-server, the Broker (with the async-handler annotation unless
+// opts.syncBroker), the dispatcher and the two Triggers of config/ whose
+// subscriber and dead-letter sink it is, and the API sending to the Broker.
+func newStack(t testing.TB, opts options) *stack {
+	t.Helper()
+	ctx := timeout(t, 3*time.Minute)
+	cfg := testenv.Kube(t)
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	functions := opts.functions
+	if functions == nil {
+		functions = map[string]string{}
+	}
+	s := &stack{
+		t: t, cfg: cfg, kube: kube,
+		ns:         testenv.JobsNamespace(t, cfg, functions),
+		kubeconfig: os.Getenv(testenv.KubeconfigEnv),
+		eventing:   testenv.DataPlane(t),
+		redis:      testenv.RedisServer(t),
+	}
+	var annotations map[string]string
+	if !opts.syncBroker {
+		annotations = map[string]string{testenv.AsyncHandlerAnnotation: "true"}
+	}
+	testenv.Broker(t, cfg, s.ns, brokerName, annotations)
+	sink := s.eventing.BrokerURL(s.ns, brokerName)
+	redisURL := "redis://" + s.redis.Addr
+
+	sweepAfter := opts.sweepAfter
+	if sweepAfter == 0 {
+		sweepAfter = 2 * time.Minute
+	}
+	s.dispatcherPort = testenv.FreePort(t)
+	s.dispatcherURL = fmt.Sprintf("http://127.0.0.1:%d", s.dispatcherPort)
+	// As config/500-dispatcher.yaml sets it, and the SinkBinding would.
+	s.dispatcherEnv = []string{
+		fmt.Sprintf("PORT=%d", s.dispatcherPort),
+		"REDIS_URL=" + redisURL,
+		"K_SINK=" + sink,
+		"KJOBS_NAMESPACE=" + s.ns,
+		"KJOBS_PROCESSOR_IMAGE=" + processorImage,
+		"KJOBS_JOB_SERVICE_ACCOUNT=" + jobServiceAccount,
+		"KJOBS_JOB_DEADLINE=9m",
+		"KJOBS_JOB_TTL=1h",
+		"KJOBS_JOB_GRACE=10m",
+		"KJOBS_FUNCTIONS_CONFIGMAP=" + functionsConfigMap,
+		"KJOBS_RETENTION=168h",
+		"KJOBS_SWEEP_AFTER=" + sweepAfter.String(),
+		// An admin kubeconfig: these tests are not about RBAC.
+		"KUBECONFIG=" + s.kubeconfig,
+	}
+	s.startDispatcher(ctx)
+
+	for _, file := range []string{"300-trigger-requested.yaml", "300-trigger-schedule.yaml"} {
+		name, filter, delivery := configTrigger(t, file, s.dispatcherURL)
+		if opts.delivery != nil {
+			opts.delivery(delivery)
+		}
+		testenv.Trigger(t, cfg, s.ns, brokerName, name, s.dispatcherURL+"/", &testenv.TriggerOptions{
+			Filter: filter, Delivery: delivery,
+		})
+	}
+
+	apiPort := testenv.FreePort(t)
+	// As config/500-api.yaml sets it, and the SinkBinding would.
+	p := startProcess(t, "api", bin.api,
+		fmt.Sprintf("PORT=%d", apiPort),
+		"REDIS_URL="+redisURL,
+		"K_SINK="+sink,
+		"KJOBS_AUTH_DISABLED=true",
+		"KJOBS_NAMESPACE="+s.ns,
+		"KJOBS_BROKER="+brokerName,
+		"KJOBS_RETENTION=168h",
+		"KUBECONFIG="+s.kubeconfig,
+	)
+	s.api = api{t: t, url: fmt.Sprintf("http://127.0.0.1:%d", apiPort)}
+	p.waitReady(t, ctx, s.api.url+"/readyz")
+	return s
+}
+
+// startDispatcher starts the dispatcher binary on its port and waits until
+// it serves: it listens once its informers have synced.
+func (s *stack) startDispatcher(ctx context.Context) {
+	s.t.Helper()
+	s.starts++
+	s.dispatcher = startProcess(s.t, fmt.Sprintf("dispatcher-%d", s.starts), bin.dispatcher, s.dispatcherEnv...)
+	s.dispatcher.waitReady(s.t, ctx, s.dispatcherURL+"/readyz")
+}
+
+// configTrigger reads a Trigger of config/ and returns its name, filter and
+// delivery spec, with the dispatcher (a Knative Service there) replaced by
+// the dispatcher process at dispatcherURL.
+func configTrigger(t testing.TB, file, dispatcherURL string) (string, map[string]string, *eventingduckv1.DeliverySpec) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "..", "config", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tr eventingv1.Trigger
+	if err := yaml.UnmarshalStrict(raw, &tr); err != nil {
+		t.Fatalf("config/%s: %v", file, err)
+	}
+	d := tr.Spec.Delivery
+	if tr.Spec.Filter == nil || d == nil || d.DeadLetterSink == nil || d.DeadLetterSink.URI == nil {
+		t.Fatalf("config/%s has no filter, delivery or dead-letter sink", file)
+	}
+	dls, err := apis.ParseURL(dispatcherURL + d.DeadLetterSink.URI.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.DeadLetterSink = &duckv1.Destination{URI: dls}
+	return tr.Name, tr.Spec.Filter.Attributes, d
+}
+
+// chaosLabel is the label of kwok's pod-container-running-failed stage;
+// its annotations are the label plus "/exit-code", "/reason", "/message",
+// "/delay" and "/jitter-delay". kwok writes reason and message into YAML
+// unquoted: they must not contain ": ".
+const chaosLabel = "pod-container-running-failed.stage.kwok.x-k8s.io"
+
+// chaos is a functions ConfigMap entry whose pods kwok fails with exitCode
+// and message, delay after they started running; with pool, the pods
+// also wait for that pool's node (see onPool).
+func chaos(exitCode int, message string, delay time.Duration, pool string) string {
+	entry := fmt.Sprintf(`
+podLabels:
+  %[1]s: "true"
+podAnnotations:
+  %[1]s/exit-code: "%[2]d"
+  %[1]s/reason: Error
+  %[1]s/message: %[3]s
+  %[1]s/delay: %[4]s
+  %[1]s/jitter-delay: %[4]s
+`, chaosLabel, exitCode, message, delay)
+	if pool != "" {
+		entry += onPool(pool)
+	}
+	return entry
+}
+
+// onPool is a functions ConfigMap entry whose pods only the node of pool
+// takes: until addNode adds it, they stay Pending and the attempt runs.
+func onPool(pool string) string {
+	return fmt.Sprintf(`
+nodeSelector: {kjobs.dev/pool: %[1]s}
+tolerations:
+- {key: kjobs.dev/pool, operator: Equal, value: %[1]s, effect: NoSchedule}
+`, pool)
+}
+
+// newPool names a node pool of the test's own, for onPool and addNode.
+func newPool() string { return "p-" + uuid.NewString()[:13] }
+
+// addNode adds a kwok node for pool, tainted so that only pods that
+// tolerate pool land on it, and removes it when the test ends.
+func (s *stack) addNode(ctx context.Context, pool string) {
+	s.t.Helper()
+	node := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        "kjobs-" + pool,
+			Annotations: map[string]string{"kwok.x-k8s.io/node": "fake"},
+			Labels: map[string]string{
+				"type": "kwok", "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+				"kubernetes.io/hostname": "kjobs-" + pool, "kjobs.dev/pool": pool,
+			},
+		},
+		Spec: corev1.NodeSpec{Taints: []corev1.Taint{{Key: "kjobs.dev/pool", Value: pool, Effect: corev1.TaintEffectNoSchedule}}},
+	}
+	if _, err := s.kube.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() {
+		if err := s.kube.CoreV1().Nodes().Delete(context.Background(), node.Name, metav1.DeleteOptions{}); err != nil {
+			s.t.Errorf("deleting node %s: %v", node.Name, err)
+		}
+	})
+}
+
+// setFunction sets (or, with an empty entry, removes) a function's entry of
+// the functions ConfigMap. The dispatcher reads it when it creates a Job.
+func (s *stack) setFunction(ctx context.Context, function, entry string) {
+	s.t.Helper()
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cm, err := s.kube.CoreV1().ConfigMaps(s.ns).Get(ctx, functionsConfigMap, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if cm.Data == nil {
+			cm.Data = map[string]string{}
+		}
+		if entry == "" {
+			delete(cm.Data, function)
+		} else {
+			cm.Data[function] = entry
+		}
+		_, err = s.kube.CoreV1().ConfigMaps(s.ns).Update(ctx, cm, metav1.UpdateOptions{})
+		return err
+	}); err != nil {
+		s.t.Fatalf("changing %s's entry of the functions ConfigMap: %v", function, err)
+	}
+}
+
+// jobs lists job id's Jobs from the API server, ordered by attempt.
+func (s *stack) jobs(ctx context.Context, id string) []batchv1.Job {
+	s.t.Helper()
+	list, err := s.kube.BatchV1().Jobs(s.ns).List(ctx, metav1.ListOptions{
+		LabelSelector: labels.Set{labelJobID: id}.String(),
+	})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	slices.SortFunc(list.Items, func(a, b batchv1.Job) int {
+		an, _ := strconv.Atoi(a.Labels["kjobs.dev/attempt"])
+		bn, _ := strconv.Atoi(b.Labels["kjobs.dev/attempt"])
+		return an - bn
+	})
+	return list.Items
+}
+
+// waitJob polls for the named Job until cond holds for it.
+func (s *stack) waitJob(ctx context.Context, name, what string, cond func(*batchv1.Job) bool) *batchv1.Job {
+	s.t.Helper()
+	for {
+		j, err := s.kube.BatchV1().Jobs(s.ns).Get(ctx, name, metav1.GetOptions{})
+		if err == nil && cond(j) {
+			return j
+		}
+		select {
+		case <-ctx.Done():
+			s.t.Fatalf("Job %s/%s %s: %v (last error %v)", s.ns, name, what, ctx.Err(), err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// exists is a waitJob condition.
+func exists(*batchv1.Job) bool { return true }
+
+// failedJob is a waitJob condition: the Job has failed.
+func failedJob(j *batchv1.Job) bool { return finished(j) == batchv1.JobFailed }
+
+// finished returns the Job's true Complete or Failed condition type, or "".
+func finished(j *batchv1.Job) batchv1.JobConditionType {
+	if c := finishedCondition(j); c != nil {
+		return c.Type
+	}
+	return ""
+}
+
+func finishedCondition(j *batchv1.Job) *batchv1.JobCondition {
+	for i, c := range j.Status.Conditions {
+		if (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) && c.Status == corev1.ConditionTrue {
+			return &j.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+// jobNames returns the names of jobs.
+func jobNames(jobs []batchv1.Job) []string {
+	names := make([]string, 0, len(jobs))
+	for _, j := range jobs {
+		names = append(names, j.Name)
+	}
+	return names
+}
+
+// attemptNames returns the Job names of attempts from to n of job id.
+func attemptNames(id string, from, n int) []string {
+	var names []string
+	for i := from; i <= n; i++ {
+		names = append(names, runner.Name(id, i))
+	}
+	return names
+}
+
+// api is the kjobs API process.
+type api struct {
+	t   testing.TB
+	url string
+}
+
+// do sends a request with an optional JSON body and decodes a JSON answer
+// into out, unless out is nil. It returns the status and the raw body.
+func (a api) do(ctx context.Context, method, path, body string, out any) (int, string) {
+	a.t.Helper()
+	status, raw, err := a.try(ctx, method, path, body)
+	if err != nil {
+		a.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	if out != nil && status < 300 {
+		if err := json.Unmarshal([]byte(raw), out); err != nil {
+			a.t.Fatalf("%s %s: %v\n%s", method, path, err, raw)
+		}
+	}
+	return status, raw
+}
+
+func (a api) try(ctx context.Context, method, path, body string) (int, string, error) {
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, a.url+path, r)
+	if err != nil {
+		return 0, "", err
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := direct.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(raw), err
+}
+
+// submit POSTs a job and returns its ID; it fails the test unless the API
+// answered 202 with a queued job.
+func (a api) submit(ctx context.Context, body string) string {
+	a.t.Helper()
+	var j job.Job
+	status, raw := a.do(ctx, http.MethodPost, "/jobs", body, &j)
+	if status != http.StatusAccepted || j.ID == "" {
+		a.t.Fatalf("POST /jobs %s = %d, want 202 with a job\n%s", body, status, raw)
+	}
+	return j.ID
+}
+
+// get returns job id.
+func (a api) get(ctx context.Context, id string) job.Job {
+	a.t.Helper()
+	var j job.Job
+	if status, raw := a.do(ctx, http.MethodGet, "/jobs/"+id, "", &j); status != http.StatusOK {
+		a.t.Fatalf("GET /jobs/%s = %d, want 200\n%s", id, status, raw)
+	}
+	return j
+}
+
+// waitFor polls GET /jobs/<id> until cond holds for the job, and returns it.
+func (a api) waitFor(ctx context.Context, id, what string, cond func(job.Job) bool) job.Job {
+	a.t.Helper()
+	for {
+		j := a.get(ctx, id)
+		if cond(j) {
+			return j
+		}
+		select {
+		case <-ctx.Done():
+			a.t.Fatalf("job %s (%s) %s: %v; it is %s with %d attempts, error %q", id, j.Function, what, ctx.Err(), j.Status, len(j.Attempts), j.Error)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// waitFinished waits until job id has finished and returns it.
+func (a api) waitFinished(ctx context.Context, id string) job.Job {
+	a.t.Helper()
+	return a.waitFor(ctx, id, "did not finish", func(j job.Job) bool { return j.Status.Terminal() })
+}
+
+// stats returns GET /jobs/stats.
+func (a api) stats(ctx context.Context) job.Stats {
+	a.t.Helper()
+	var st job.Stats
+	if status, raw := a.do(ctx, http.MethodGet, "/jobs/stats", "", &st); status != http.StatusOK {
+		a.t.Fatalf("GET /jobs/stats = %d\n%s", status, raw)
+	}
+	return st
+}
+
+// attemptSummary is what a test checks of an attempt.
+type attemptSummary struct {
+	Attempt int
+	Job     string
+	Outcome job.Outcome
+	Message string
+}
+
+func summarize(attempts []job.Attempt) []attemptSummary {
+	out := make([]attemptSummary, 0, len(attempts))
+	for _, a := range attempts {
+		out = append(out, attemptSummary{a.Attempt, a.Job, a.Outcome, a.Message})
+	}
+	return out
+}
+
+func failed(id string, n int, message string) attemptSummary {
+	return attemptSummary{n, runner.Name(id, n), job.OutcomeFailed, message}
+}
+
+func succeeded(id string, n int) attemptSummary {
+	return attemptSummary{n, runner.Name(id, n), job.OutcomeSucceeded, ""}
+}
+
+// event is a CloudEvent posted in binary content mode, as the Broker posts
+// one to its subscriber and dead-letter sink.
+type event struct {
+	id, typ, source string
+	data            []byte
+	extensions      map[string]string
+}
+
+// requestedEvent is the dev.kjobs.job.requested event of job id.
+func requestedEvent(id, data string) event {
+	return event{id: id, typ: "dev.kjobs.job.requested", source: "/kjobs/api", data: []byte(data)}
+}
+
+// post delivers e to url and returns the status and body of the answer.
+func (e event) post(t testing.TB, ctx context.Context, url string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(e.data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := req.Header
+	h.Set("Content-Type", "application/json")
+	h.Set("Ce-Specversion", "1.0")
+	h.Set("Ce-Id", e.id)
+	h.Set("Ce-Type", e.typ)
+	h.Set("Ce-Source", e.source)
+	for k, v := range e.extensions {
+		h.Set("Ce-"+k, v)
+	}
+	resp, err := direct.Do(req)
+	if err != nil {
+		t.Fatalf("posting event %s to %s: %v", e.id, url, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// deliveries returns how many requests the dispatcher answered on route
+// ("receive" or "dead-letter") with code, from its /metrics; 0 when it
+// cannot tell.
+func (s *stack) deliveries(ctx context.Context, route string, code int) int {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.dispatcherURL+"/metrics", nil)
+	resp, err := direct.Do(req)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	want := fmt.Sprintf(`kjobs_dispatcher_deliveries_total{code="%d",route="%s"} `, code, route)
+	for line := range strings.Lines(string(raw)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), want); ok {
+			n, _ := strconv.ParseFloat(v, 64)
+			return int(n)
+		}
+	}
+	return 0
+}
+
+// waitDeliveries waits until the dispatcher has answered at least n
+// requests on route with code.
+func (s *stack) waitDeliveries(ctx context.Context, route string, code, n int) {
+	s.t.Helper()
+	for s.deliveries(ctx, route, code) < n {
+		select {
+		case <-ctx.Done():
+			s.t.Fatalf("the dispatcher did not answer %d requests on %s with %d: %v", n, route, code, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// quantile returns the q-quantile of durations (nearest rank).
+func quantile(durations []time.Duration, q float64) time.Duration {
+	if len(durations) == 0 {
+		return 0
+	}
+	d := slices.Clone(durations)
+	slices.Sort(d)
+	i := int(q*float64(len(d))+0.5) - 1
+	return d[min(max(i, 0), len(d)-1)]
+}
+
+// timed is a POST /jobs answered in the background.
+type timed struct {
+	status int
+	body   string
+	took   time.Duration
+	err    error
+}
+
+// submitLater POSTs a job in the background and reports its answer and
+// how long it took on the returned channel.
+func (a api) submitLater(ctx context.Context, body string) <-chan timed {
+	out := make(chan timed, 1)
+	var once sync.Once
+	go func() {
+		begin := time.Now()
+		status, raw, err := a.try(ctx, http.MethodPost, "/jobs", body)
+		once.Do(func() { out <- timed{status, raw, time.Since(begin), err} })
+	}()
+	return out
+}
