@@ -1,0 +1,255 @@
+package knative
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	batchv1 "k8s.io/api/batch/v1"
+
+	"github.com/kjobs/kjobs/internal/job"
+	"github.com/kjobs/kjobs/internal/runner"
+	"github.com/kjobs/kjobs/internal/testenv"
+)
+
+// brokerGivesUp outlasts the Broker's deliveries to a dispatcher that is
+// down: the channel's first try and two retries (2 s and 4 s later, each
+// refused at once), then the dead letter, also tried three times.
+const brokerGivesUp = 20 * time.Second
+
+// TestDispatcherKilledMidAttempt SIGKILLs the dispatcher while a delivery
+// waits for its attempt, lets the attempt's Job end while no dispatcher
+// runs and the Broker's retries and dead letter are refused, and starts the
+// dispatcher again once the Broker has given up.
+func TestDispatcherKilledMidAttempt(t *testing.T) {
+	t.Parallel()
+	// The reconciler records the attempt that failed while the dispatcher
+	// was down as soon as it starts: the job is retrying, and nothing
+	// would deliver its event again. The sweep re-sends it, and the
+	// Broker delivers it with the Triggers' whole delivery spec: attempts
+	// 2, 3 and 4, then the dead letter. The job thus ends failed after 4
+	// attempts, one more than the delivery spec allows a job whose
+	// deliveries all reach a dispatcher: kjobs keeps no retry budget of
+	// its own across re-sends.
+	t.Run("attempt fails", func(t *testing.T) {
+		t.Parallel()
+		pool := newPool()
+		s := newStack(t, options{
+			functions:  map[string]string{"fail": chaos(1, "boom", 100*time.Millisecond, pool)},
+			sweepAfter: 5 * time.Second,
+		})
+		ctx := timeout(t, 4*time.Minute)
+		id := s.api.submit(ctx, `{"function":"fail"}`)
+		s.waitJob(ctx, runner.Name(id, 1), "to be created", exists)
+		s.api.waitFor(ctx, id, "to run", func(j job.Job) bool { return j.Status == job.Running })
+
+		s.dispatcher.kill()
+		killed := time.Now()
+		s.addNode(ctx, pool)
+		s.waitJob(ctx, runner.Name(id, 1), "to fail", failedJob)
+		time.Sleep(time.Until(killed.Add(brokerGivesUp)))
+		if j := s.api.get(ctx, id); j.Status != job.Running {
+			t.Errorf("job %s while no dispatcher ran = %s, want running (nothing recorded the attempt)", id, j.Status)
+		}
+		s.startDispatcher(ctx)
+		restarted := time.Now()
+		s.api.waitFor(ctx, id, "to have attempt 1 recorded", func(j job.Job) bool {
+			return len(j.Attempts) > 0 && j.Attempts[0].Outcome == job.OutcomeFailed
+		})
+		t.Logf("the restarted dispatcher recorded attempt 1 after %s", time.Since(restarted).Round(time.Millisecond))
+
+		j := s.api.waitFinished(ctx, id)
+		t.Logf("job %s ended %s %s after the kill, %s after the restart", id, j.Status,
+			time.Since(killed).Round(time.Second), time.Since(restarted).Round(time.Second))
+		want := []attemptSummary{failed(id, 1, "boom"), failed(id, 2, "boom"), failed(id, 3, "boom"), failed(id, 4, "boom")}
+		if diff := cmp.Diff(want, summarize(j.Attempts)); diff != "" {
+			t.Errorf("job %s attempts (-want +got):\n%s", id, diff)
+		}
+		if want := "dead-lettered after HTTP 500: attempt 4 failed: boom"; j.Status != job.Failed || j.Error != want {
+			t.Errorf("job %s = %s with error %q, want failed with %q", id, j.Status, j.Error, want)
+		}
+		if diff := cmp.Diff(attemptNames(id, 1, 4), jobNames(s.jobs(ctx, id))); diff != "" {
+			t.Errorf("Jobs of job %s (-want +got):\n%s", id, diff)
+		}
+		if diff := cmp.Diff(job.Stats{Failed: 1, Retries: 3}, s.api.stats(ctx)); diff != "" {
+			t.Errorf("GET /jobs/stats (-want +got):\n%s", diff)
+		}
+	})
+
+	// The attempt succeeds while the dispatcher is down: the restarted
+	// dispatcher's reconciler records it, and nothing is sent again.
+	t.Run("attempt succeeds", func(t *testing.T) {
+		t.Parallel()
+		pool := newPool()
+		s := newStack(t, options{
+			functions:  map[string]string{"sleep": onPool(pool)},
+			sweepAfter: 5 * time.Second,
+		})
+		ctx := timeout(t, 3*time.Minute)
+		id := s.api.submit(ctx, sleep20)
+		s.api.waitFor(ctx, id, "to run", func(j job.Job) bool { return j.Status == job.Running })
+		s.dispatcher.kill()
+		killed := time.Now()
+		s.addNode(ctx, pool)
+		s.waitJob(ctx, runner.Name(id, 1), "to complete", func(j *batchv1.Job) bool { return finished(j) == batchv1.JobComplete })
+		time.Sleep(time.Until(killed.Add(brokerGivesUp)))
+		s.startDispatcher(ctx)
+		restarted := time.Now()
+		j := s.api.waitFinished(ctx, id)
+		t.Logf("job %s ended %s %s after the kill, %s after the restart", id, j.Status,
+			time.Since(killed).Round(time.Second), time.Since(restarted).Round(time.Millisecond))
+		if diff := cmp.Diff([]attemptSummary{succeeded(id, 1)}, summarize(j.Attempts)); diff != "" || j.Status != job.Succeeded {
+			t.Errorf("job %s = %s, attempts (-want +got):\n%s", id, j.Status, diff)
+		}
+		if diff := cmp.Diff(job.Stats{Succeeded: 1}, s.api.stats(ctx)); diff != "" {
+			t.Errorf("GET /jobs/stats (-want +got):\n%s", diff)
+		}
+	})
+}
+
+// TestBrokerFilterRestartMidAttempt kills the Broker's filter while it
+// holds a delivery to the dispatcher, and starts it again at once. The
+// channel's delivery to the filter was cut, so the channel retries it with
+// the Trigger's delivery spec (the MT Broker gives the Trigger's
+// Subscription that spec); the redelivery adopts the attempt's Job, which
+// still runs, and the job succeeds with one attempt and no retry counted.
+// (Had the filter stayed down past the channel's retries, the channel
+// would have dead-lettered the event without knativeerror* extensions
+// while the attempt ran, and the attempt's success would still decide.)
+//
+// Not parallel: the filter serves every test's Triggers.
+func TestBrokerFilterRestartMidAttempt(t *testing.T) {
+	pool := newPool()
+	s := newStack(t, options{functions: map[string]string{"sleep": onPool(pool)}})
+	ctx := timeout(t, 3*time.Minute)
+	id := s.api.submit(ctx, sleep20)
+	s.api.waitFor(ctx, id, "to run", func(j job.Job) bool { return j.Status == job.Running })
+
+	killed := time.Now()
+	s.eventing.Stop(t, testenv.BrokerFilter)
+	s.eventing.Start(t, testenv.BrokerFilter)
+	// Past the channel's retries, so that the redelivery has come.
+	time.Sleep(8 * time.Second)
+	s.addNode(ctx, pool)
+	j := s.api.waitFinished(ctx, id)
+	t.Logf("job %s ended %s %s after the kill; the dispatcher answered %d deliveries 200, %d 503 (the cut one), took %d dead letters",
+		id, j.Status, time.Since(killed).Round(time.Second), s.deliveries(ctx, "receive", http.StatusOK),
+		s.deliveries(ctx, "receive", http.StatusServiceUnavailable), s.deliveries(ctx, "dead-letter", http.StatusOK))
+	checkOneSuccess(t, s, id, j)
+}
+
+// TestChannelDispatcherRestart kills the in-memory channel's dispatcher
+// and starts it again. The events it holds are lost: it keeps nothing
+// across a restart, and it has answered the ingress 202 already.
+//
+// Not parallel: the channel dispatcher serves every test's Brokers.
+func TestChannelDispatcherRestart(t *testing.T) {
+	// The event is in flight: the channel's delivery to the filter, and
+	// the filter's to the dispatcher, are cut while the attempt runs.
+	// Nothing redelivers it; the reconciler records the attempt's success
+	// from the cluster, and the job ends succeeded with one attempt.
+	t.Run("mid-attempt", func(t *testing.T) {
+		pool := newPool()
+		s := newStack(t, options{functions: map[string]string{"sleep": onPool(pool)}, sweepAfter: 5 * time.Second})
+		ctx := timeout(t, 3*time.Minute)
+		id := s.api.submit(ctx, sleep20)
+		s.api.waitFor(ctx, id, "to run", func(j job.Job) bool { return j.Status == job.Running })
+		killed := time.Now()
+		s.eventing.Stop(t, testenv.ChannelDispatcher)
+		s.eventing.Start(t, testenv.ChannelDispatcher)
+		s.addNode(ctx, pool)
+		j := s.api.waitFinished(ctx, id)
+		t.Logf("job %s ended %s %s after the kill; the dispatcher answered %d deliveries 503 (the cut one), %d 200",
+			id, j.Status, time.Since(killed).Round(time.Millisecond),
+			s.deliveries(ctx, "receive", http.StatusServiceUnavailable), s.deliveries(ctx, "receive", http.StatusOK))
+		checkOneSuccess(t, s, id, j)
+	})
+
+	// The event is lost before any delivery: the filter is down, so the
+	// channel holds the event to retry it, and is killed meanwhile. The
+	// job stays queued with no attempt until the sweep re-sends its event
+	// (KJOBS_SWEEP_AFTER 5 s); then it runs and succeeds.
+	t.Run("before delivery", func(t *testing.T) {
+		s := newStack(t, options{sweepAfter: 5 * time.Second})
+		ctx := timeout(t, 3*time.Minute)
+		s.eventing.Stop(t, testenv.BrokerFilter)
+		id := s.api.submit(ctx, `{"function":"sleep","args":{"seconds":"1"}}`)
+		killed := time.Now()
+		s.eventing.Stop(t, testenv.ChannelDispatcher)
+		s.eventing.Start(t, testenv.ChannelDispatcher)
+		s.eventing.Start(t, testenv.BrokerFilter)
+		if j := s.api.get(ctx, id); j.Status != job.Queued || len(j.Attempts) != 0 {
+			t.Errorf("job %s after its event was lost = %s with %d attempts, want queued with none", id, j.Status, len(j.Attempts))
+		}
+		j := s.api.waitFinished(ctx, id)
+		t.Logf("job %s ended %s %s after its event was lost (created %s)", id, j.Status,
+			time.Since(killed).Round(time.Millisecond), j.CreatedAt.Format(time.TimeOnly))
+		if len(j.Attempts) == 1 {
+			if wait := j.Attempts[0].StartedAt.Sub(j.CreatedAt); wait < 4*time.Second {
+				t.Errorf("job %s's attempt started %s after it was created, before the sweep could re-send it", id, wait)
+			}
+		}
+		checkOneSuccess(t, s, id, j)
+	})
+}
+
+// TestRedisUnavailableMidAttempt pauses the test's redis-server for 10 s
+// while an attempt runs and ends: the dispatcher retries its Redis steps
+// inside the delivery (for up to 30 s) instead of answering 503, so the
+// job succeeds with one attempt and no retry of the Broker's is used up.
+func TestRedisUnavailableMidAttempt(t *testing.T) {
+	t.Parallel()
+	const outage = 10 * time.Second
+	pool := newPool()
+	s := newStack(t, options{functions: map[string]string{"sleep": onPool(pool)}})
+	ctx := timeout(t, 3*time.Minute)
+	id := s.api.submit(ctx, sleep20)
+	s.api.waitFor(ctx, id, "to run", func(j job.Job) bool { return j.Status == job.Running })
+
+	s.redis.Pause(t)
+	paused := time.Now()
+	resumed := false
+	t.Cleanup(func() {
+		if !resumed {
+			s.redis.Resume(t)
+		}
+	})
+	s.addNode(ctx, pool)
+	s.waitJob(ctx, runner.Name(id, 1), "to complete", func(j *batchv1.Job) bool { return finished(j) == batchv1.JobComplete })
+	t.Logf("the attempt's Job completed %s into the outage", time.Since(paused).Round(time.Millisecond))
+	if time.Since(paused) > outage {
+		t.Fatalf("the Job completed %s into the outage, after it: the test proves nothing", time.Since(paused))
+	}
+	time.Sleep(time.Until(paused.Add(outage)))
+	s.redis.Resume(t)
+	resumed = true
+	j := s.api.waitFinished(ctx, id)
+	t.Logf("job %s ended %s %s after Redis came back", id, j.Status, time.Since(paused.Add(outage)).Round(time.Millisecond))
+	checkOneSuccess(t, s, id, j)
+	if got := s.deliveries(ctx, "receive", http.StatusServiceUnavailable); got != 0 {
+		t.Errorf("the dispatcher answered %d deliveries 503, want none: the outage used up a retry", got)
+	}
+	if got := s.deliveries(ctx, "receive", http.StatusOK); got != 1 {
+		t.Errorf("the dispatcher answered %d deliveries 200, want 1", got)
+	}
+}
+
+// checkOneSuccess checks that job id succeeded with one attempt, whose Job
+// is the only one, and that the stats count it once.
+func checkOneSuccess(t *testing.T, s *stack, id string, j job.Job) {
+	t.Helper()
+	ctx := timeout(t, time.Minute)
+	if j.Status != job.Succeeded || j.Error != "" {
+		t.Errorf("job %s = %s with error %q, want succeeded", id, j.Status, j.Error)
+	}
+	if diff := cmp.Diff([]attemptSummary{succeeded(id, 1)}, summarize(j.Attempts)); diff != "" {
+		t.Errorf("job %s attempts (-want +got):\n%s", id, diff)
+	}
+	if diff := cmp.Diff(attemptNames(id, 1, 1), jobNames(s.jobs(ctx, id))); diff != "" {
+		t.Errorf("Jobs of job %s (-want +got):\n%s", id, diff)
+	}
+	if diff := cmp.Diff(job.Stats{Succeeded: 1}, s.api.stats(ctx)); diff != "" {
+		t.Errorf("GET /jobs/stats (-want +got):\n%s", diff)
+	}
+}
