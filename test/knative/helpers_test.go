@@ -41,6 +41,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
@@ -184,6 +185,9 @@ type options struct {
 	// the dispatcher's own default, so that the sweep stays out of tests
 	// that are not about it.
 	sweepAfter time.Duration
+	// jobGrace is the dispatcher's KJOBS_JOB_GRACE, how long a Job is kept
+	// once its outcome is recorded. Defaults to config/'s 10m.
+	jobGrace time.Duration
 }
 
 // stack is kjobs on the real data plane, in a namespace of the test's own.
@@ -241,6 +245,10 @@ func newStack(t testing.TB, opts options) *stack {
 	if sweepAfter == 0 {
 		sweepAfter = 2 * time.Minute
 	}
+	jobGrace := opts.jobGrace
+	if jobGrace == 0 {
+		jobGrace = 10 * time.Minute
+	}
 	s.dispatcherPort = testenv.FreePort(t)
 	s.dispatcherURL = fmt.Sprintf("http://127.0.0.1:%d", s.dispatcherPort)
 	// As config/500-dispatcher.yaml sets it, and the SinkBinding would.
@@ -253,7 +261,7 @@ func newStack(t testing.TB, opts options) *stack {
 		"KJOBS_JOB_SERVICE_ACCOUNT=" + jobServiceAccount,
 		"KJOBS_JOB_DEADLINE=9m",
 		"KJOBS_JOB_TTL=1h",
-		"KJOBS_JOB_GRACE=10m",
+		"KJOBS_JOB_GRACE=" + jobGrace.String(),
 		"KJOBS_FUNCTIONS_CONFIGMAP=" + functionsConfigMap,
 		"KJOBS_RETENTION=168h",
 		"KJOBS_SWEEP_AFTER=" + sweepAfter.String(),
@@ -708,4 +716,32 @@ func (a api) submitLater(ctx context.Context, body string) <-chan timed {
 		once.Do(func() { out <- timed{status, raw, time.Since(begin), err} })
 	}()
 	return out
+}
+
+// watchCreated watches the stack's namespace for Jobs being created from
+// now on; the function it returns gives their names so far, in order, each
+// as often as it was created.
+func (s *stack) watchCreated(ctx context.Context) func() []string {
+	s.t.Helper()
+	w, err := s.kube.BatchV1().Jobs(s.ns).Watch(ctx, metav1.ListOptions{})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(w.Stop)
+	var mu sync.Mutex
+	var names []string
+	go func() {
+		for ev := range w.ResultChan() {
+			if j, ok := ev.Object.(*batchv1.Job); ok && ev.Type == watch.Added {
+				mu.Lock()
+				names = append(names, j.Name)
+				mu.Unlock()
+			}
+		}
+	}()
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(names)
+	}
 }
