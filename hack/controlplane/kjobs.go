@@ -124,6 +124,9 @@ func (c *cluster) prepareKjobs(root string, port int) (*kjobs, error) {
 	if err != nil {
 		return nil, fmt.Errorf("-kjobs runs redis-server, which is not installed (make cluster installs it): %v", err)
 	}
+	if port == dispatcherPort || port == dispatcherHTTPSPort {
+		return nil, fmt.Errorf("the API cannot have port %d: Knative's in-memory channel dispatcher always listens on %d and %d", port, dispatcherPort, dispatcherHTTPSPort)
+	}
 	// The API's main listens on every interface.
 	l, err := net.Listen("tcp", ":"+strconv.Itoa(port))
 	if err != nil {
