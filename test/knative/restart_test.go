@@ -1,15 +1,20 @@
 package knative
 
 import (
+	"encoding/json"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
 	batchv1 "k8s.io/api/batch/v1"
 
 	"github.com/kjobs/kjobs/internal/job"
 	"github.com/kjobs/kjobs/internal/runner"
+	"github.com/kjobs/kjobs/internal/store"
 	"github.com/kjobs/kjobs/internal/testenv"
 )
 
@@ -251,5 +256,95 @@ func checkOneSuccess(t *testing.T, s *stack, id string, j job.Job) {
 	}
 	if diff := cmp.Diff(job.Stats{Succeeded: 1}, s.api.stats(ctx)); diff != "" {
 		t.Errorf("GET /jobs/stats (-want +got):\n%s", diff)
+	}
+}
+
+// TestDispatcherDownWhenJobRequested: the dispatcher is down when a job is
+// requested, for longer than the Broker's retries and dead letter last.
+// The job stays queued with no attempt; once the dispatcher is back, its
+// sweep (KJOBS_SWEEP_AFTER 5 s) re-sends the event and the job runs.
+func TestDispatcherDownWhenJobRequested(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, options{sweepAfter: 5 * time.Second})
+	ctx := timeout(t, 3*time.Minute)
+	s.dispatcher.kill()
+	killed := time.Now()
+	id := s.api.submit(ctx, `{"function":"sleep","args":{"seconds":"1"}}`)
+	time.Sleep(brokerGivesUp)
+	if j := s.api.get(ctx, id); j.Status != job.Queued || len(j.Attempts) != 0 {
+		t.Errorf("job %s while no dispatcher ran = %s with %d attempts, want queued with none", id, j.Status, len(j.Attempts))
+	}
+	s.startDispatcher(ctx)
+	restarted := time.Now()
+	j := s.api.waitFinished(ctx, id)
+	t.Logf("job %s ended %s %s after the kill, %s after the restart", id, j.Status,
+		time.Since(killed).Round(time.Second), time.Since(restarted).Round(time.Millisecond))
+	checkOneSuccess(t, s, id, j)
+}
+
+// TestPostWhileBrokerDown: while the Broker's ingress, or the channel
+// behind it, is down, POST /jobs cannot hand the event over and says so
+// with 503, leaving no job behind; the client's retry with the same
+// Idempotency-Key, once the Broker is back, creates the job, which runs.
+//
+// Not parallel: every test's events pass through these components.
+func TestPostWhileBrokerDown(t *testing.T) {
+	for _, component := range []string{testenv.BrokerIngress, testenv.ChannelDispatcher} {
+		t.Run(component, func(t *testing.T) {
+			s := newStack(t, options{})
+			ctx := timeout(t, 2*time.Minute)
+			const body = `{"function":"sleep","args":{"seconds":"1"}}`
+			key := uuid.NewString()
+			post := func() (int, string, job.Job) {
+				t.Helper()
+				req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.api.url+"/jobs", strings.NewReader(body))
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Idempotency-Key", key)
+				resp, err := direct.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				raw, _ := io.ReadAll(resp.Body)
+				var j job.Job
+				if resp.StatusCode == http.StatusAccepted {
+					_ = json.Unmarshal(raw, &j)
+				}
+				return resp.StatusCode, string(raw), j
+			}
+
+			s.eventing.Stop(t, component)
+			status, raw, _ := post()
+			t.Logf("POST /jobs with %s down: %d %s", component, status, raw)
+			if status != http.StatusServiceUnavailable {
+				t.Errorf("POST /jobs with %s down = %d, want 503\n%s", component, status, raw)
+			}
+			var page store.Page
+			if status, raw := s.api.do(ctx, http.MethodGet, "/jobs", "", &page); status != http.StatusOK || len(page.Jobs) != 0 {
+				t.Errorf("GET /jobs after the refused POST = %d with %d jobs, want none\n%s", status, len(page.Jobs), raw)
+			}
+			s.eventing.Start(t, component)
+			started := time.Now()
+
+			// The client retries with backoff, as a 503 asks. The channel
+			// dispatcher listens before it has built its channels' handlers,
+			// so the first retries may be refused again, as the first was.
+			var j job.Job
+			for tries := 1; ; tries++ {
+				status, raw, j = post()
+				if status == http.StatusAccepted {
+					t.Logf("POST /jobs answered 202 %s after %s was started again, at try %d", time.Since(started).Round(time.Millisecond), component, tries)
+					break
+				}
+				if status != http.StatusServiceUnavailable || ctx.Err() != nil {
+					t.Fatalf("POST /jobs again with the same Idempotency-Key = %d, want 202 with a job, or 503\n%s", status, raw)
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			checkOneSuccess(t, s, j.ID, s.api.waitFinished(ctx, j.ID))
+		})
 	}
 }
