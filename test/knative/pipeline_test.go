@@ -19,17 +19,23 @@ import (
 // dispatcher's dead-letter path turns into the job's error; a flaky with
 // failures=1 fails once and succeeds on the retry (kwok runs no
 // container, so the test takes flaky's failing entry out of the functions
-// ConfigMap once its first attempt exists). The stats count each job once.
+// ConfigMap once its first attempt exists); an attempt that exits 2 (the
+// processor's "can never succeed") is answered 400 and dead-lettered by the
+// Broker without a retry. The stats count each job once.
 func TestSuccessRetriesDeadLetter(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, options{functions: map[string]string{
 		"fail":  chaos(1, "boom", 100*time.Millisecond, ""),
 		"flaky": chaos(1, "flaky-on-purpose", 2*time.Second, ""),
+		// Exit code 2 is the processor's run.ExitInvalid: a request that
+		// can never succeed, such as a function its image lacks.
+		"echo": chaos(2, "no-such-function-in-this-image", 100*time.Millisecond, ""),
 	}})
 	ctx := timeout(t, 4*time.Minute)
 	sleep := s.api.submit(ctx, `{"function":"sleep","args":{"seconds":"1"}}`)
 	fail := s.api.submit(ctx, `{"function":"fail","args":{"message":"boom"}}`)
 	flaky := s.api.submit(ctx, `{"function":"flaky","args":{"failures":"1"}}`)
+	invalid := s.api.submit(ctx, `{"function":"echo","args":{"a":"b"}}`)
 	// The retry comes 2 s after kwok failed the pod, itself 2 s after the
 	// pod started: long after the runner's ConfigMap informer sees this.
 	s.waitJob(ctx, runner.Name(flaky, 1), "to be created", exists)
@@ -56,6 +62,13 @@ func TestSuccessRetriesDeadLetter(t *testing.T) {
 		id: flaky, function: "flaky", status: job.Succeeded,
 		attempts:   []attemptSummary{failed(flaky, 1, "flaky-on-purpose"), succeeded(flaky, 2)},
 		conditions: []batchv1.JobConditionType{batchv1.JobFailed, batchv1.JobComplete},
+	}, {
+		// The dispatcher answers 400, which the Broker does not retry: it
+		// dead-letters the event at once.
+		id: invalid, function: "echo", status: job.Failed,
+		attempts:   []attemptSummary{failed(invalid, 1, "no-such-function-in-this-image")},
+		error:      "dead-lettered after HTTP 400: attempt 1 can never succeed: no-such-function-in-this-image",
+		conditions: []batchv1.JobConditionType{batchv1.JobFailed},
 	}}
 	for _, tt := range tests {
 		j := s.api.waitFinished(ctx, tt.id)
@@ -79,13 +92,15 @@ func TestSuccessRetriesDeadLetter(t *testing.T) {
 		checkBackoffs(t, tt.function, jobs)
 	}
 
-	if diff := cmp.Diff(job.Stats{Succeeded: 2, Failed: 1, Retries: 3}, s.api.stats(ctx)); diff != "" {
+	if diff := cmp.Diff(job.Stats{Succeeded: 2, Failed: 2, Retries: 3}, s.api.stats(ctx)); diff != "" {
 		t.Errorf("GET /jobs/stats (-want +got):\n%s", diff)
 	}
-	// Every delivery of the failing job was answered 500, and its dead
-	// letter taken once.
-	if got := s.deliveries(ctx, "dead-letter", http.StatusOK); got != 1 {
-		t.Errorf("the dispatcher took %d dead letters, want 1", got)
+	// One dead letter each for fail and echo, taken once.
+	if got := s.deliveries(ctx, "dead-letter", http.StatusOK); got != 2 {
+		t.Errorf("the dispatcher took %d dead letters, want 2", got)
+	}
+	if got := s.deliveries(ctx, "receive", http.StatusBadRequest); got != 1 {
+		t.Errorf("the dispatcher answered %d deliveries 400, want 1 (echo's only)", got)
 	}
 }
 
