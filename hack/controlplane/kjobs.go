@@ -157,9 +157,12 @@ func (c *cluster) prepareKjobs(root string, port int) (*kjobs, error) {
 
 // start installs kjobs and starts its processes; it returns the API's URL
 // once the Broker, the Triggers and both processes are Ready.
-func (k *kjobs) start(ctx context.Context) (string, error) {
+func (k *kjobs) start(parent context.Context) (string, error) {
 	c := k.c
-	ctx, cancel := context.WithTimeoutCause(ctx, startTimeout, errors.New("kjobs did not start in time"))
+	// Not counting the wait for the build of the API and the dispatcher:
+	// from an empty Go build cache it takes minutes.
+	timeout := errors.New("kjobs did not start in time")
+	ctx, cancel := context.WithTimeoutCause(parent, startTimeout, timeout)
 	defer cancel()
 	begin := time.Now()
 	step := func(what string) {
@@ -207,18 +210,28 @@ func (k *kjobs) start(ctx context.Context) (string, error) {
 			dispatcherEnv, err = k.serviceEnv(ctx, dispatcherKsvc)
 			return err
 		},
-		func() error {
-			select {
-			case err := <-k.built:
-				return err
-			case <-ctx.Done():
-				return context.Cause(ctx)
-			}
-		},
 	)
 	if err != nil {
 		return "", err
 	}
+	select {
+	case err := <-k.built:
+		if err != nil {
+			return "", err
+		}
+	default:
+		step("waiting for the build of the API and the dispatcher (a first build takes minutes)")
+		select {
+		case err := <-k.built:
+			if err != nil {
+				return "", err
+			}
+		case <-parent.Done():
+			return "", context.Cause(parent)
+		}
+	}
+	ctx, cancel = context.WithTimeoutCause(parent, startTimeout, timeout)
+	defer cancel()
 
 	// What a SinkBinding would inject, now that the Broker has an address.
 	if apiEnv, err = k.withSink(apiService, apiEnv); err != nil {

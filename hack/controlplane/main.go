@@ -28,9 +28,9 @@
 // path once a job sent to the API would be delivered. kwok then also
 // finishes "sleep" pods after their seconds (kwok-sleep.yaml), and
 // kjobs-functions makes kwok fail "fail" pods. Measured on 2 cores, tools
-// built: "kjobs API" 20-22 s after start, of which 13.5 s for the control
-// plane; the build of the API and the dispatcher runs meanwhile (~20 s warm
-// under that load) and is what the rest waits for. The tests run the same
+// built: "kjobs API" 21-32 s after start, of which 13.5-20 s for the control
+// plane; the build of the API and the dispatcher runs meanwhile (18-28 s
+// warm under that load) and is what the rest waits for (~4 s after it). The tests run the same
 // install on the control plane of make test (TestKjobsOnControlPlane).
 //
 // Usage, from the repository root:
