@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -347,4 +349,50 @@ func TestPostWhileBrokerDown(t *testing.T) {
 			checkOneSuccess(t, s, j.ID, s.api.waitFinished(ctx, j.ID))
 		})
 	}
+}
+
+// TestDispatcherTerminatedMidAttempt sends SIGTERM to the dispatcher, as a
+// Knative revision rollout or scale-in does, while a delivery waits for an
+// attempt that ends a moment later. The dispatcher says it finishes the
+// requests in flight before it exits (internal/httpserver, up to 30 s):
+// the held delivery should be answered once the attempt ends, and the
+// dispatcher exit then, cleanly, well before that bound. Whatever it does,
+// the job must end succeeded with one attempt once a dispatcher runs.
+func TestDispatcherTerminatedMidAttempt(t *testing.T) {
+	t.Parallel()
+	pool := newPool()
+	s := newStack(t, options{functions: map[string]string{"sleep": onPool(pool)}})
+	ctx := timeout(t, 3*time.Minute)
+	id := s.api.submit(ctx, sleep20)
+	s.api.waitFor(ctx, id, "to run", func(j job.Job) bool { return j.Status == job.Running })
+
+	old := s.dispatcher
+	if err := old.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	terminated := time.Now()
+	s.addNode(ctx, pool)
+	s.waitJob(ctx, runner.Name(id, 1), "to complete", func(j *batchv1.Job) bool { return finished(j) == batchv1.JobComplete })
+	completed := time.Since(terminated)
+	select {
+	case <-old.done:
+	case <-time.After(time.Minute):
+		t.Fatal("the dispatcher did not exit a minute after SIGTERM")
+	}
+	exited := time.Since(terminated)
+	t.Logf("after SIGTERM: the attempt's Job completed after %s, the dispatcher exited after %s (%v)",
+		completed.Round(time.Millisecond), exited.Round(time.Millisecond), old.err)
+	if old.err != nil {
+		t.Errorf("the dispatcher exited with %v after SIGTERM, want a clean exit", old.err)
+	}
+	if exited > completed+10*time.Second {
+		t.Errorf("the dispatcher exited %s after SIGTERM, %s after the attempt it held ended; want it to answer that delivery and exit", exited, exited-completed)
+	}
+	out, _ := os.ReadFile(old.log)
+	if !strings.Contains(string(out), `"msg":"attempt succeeded","job":"`+id+`"`) {
+		t.Errorf("the terminated dispatcher never answered the delivery it held for its attempt's success:\n%s", out)
+	}
+
+	s.startDispatcher(ctx)
+	checkOneSuccess(t, s, id, s.api.waitFinished(ctx, id))
 }
