@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -202,8 +203,65 @@ func Trigger(t testing.TB, cfg *rest.Config, ns, broker, name, subscriber string
 		}
 		t.Logf("testenv: Trigger %s/%s not Ready after %.1fs (%s): nudged", ns, name, time.Since(created).Seconds(), conditions(last.Status.Conditions))
 	}
-	t.Logf("testenv: Trigger %s/%s Ready after %.1fs", ns, name, time.Since(created).Seconds())
+	waitSubscribed(t, ctx, cs, ns, broker)
+	t.Logf("testenv: Trigger %s/%s Ready and subscribed after %.1fs", ns, name, time.Since(created).Seconds())
 	return last
+}
+
+// waitSubscribed waits until the in-memory channel dispatcher has taken up
+// the Subscription of every Trigger of the Broker. A Trigger turns Ready a
+// little before (~0.1 s): an event the Broker accepts in between reaches no
+// Trigger and is lost. The dispatcher marks a channel's subscriber ready
+// once its fan-out has it (knative.dev/eventing v0.50.0
+// pkg/reconciler/inmemorychannel/dispatcher/inmemorychannel.go).
+func waitSubscribed(t testing.TB, ctx context.Context, cs eventingclient.Interface, ns, broker string) {
+	t.Helper()
+	var last string
+	for {
+		last = subscribed(ctx, cs, ns, broker)
+		if last == "" {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("testenv: Broker %s/%s: the channel dispatcher has not taken up every Trigger: %s", ns, broker, last)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// subscribed returns what is missing before every Trigger of the Broker is
+// a ready subscriber of its channel, or "".
+func subscribed(ctx context.Context, cs eventingclient.Interface, ns, broker string) string {
+	b, err := cs.EventingV1().Brokers(ns).Get(ctx, broker, metav1.GetOptions{})
+	if err != nil {
+		return err.Error()
+	}
+	channel := b.Status.Annotations["knative.dev/channelName"]
+	if channel == "" {
+		return "the Broker names no channel yet"
+	}
+	triggers, err := cs.EventingV1().Triggers(ns).List(ctx, metav1.ListOptions{LabelSelector: "eventing.knative.dev/broker=" + broker})
+	if err != nil {
+		return err.Error()
+	}
+	imc, err := cs.MessagingV1().InMemoryChannels(ns).Get(ctx, channel, metav1.GetOptions{})
+	if err != nil {
+		return err.Error()
+	}
+	if len(imc.Spec.Subscribers) < len(triggers.Items) {
+		return fmt.Sprintf("%d subscribers for %d Triggers", len(imc.Spec.Subscribers), len(triggers.Items))
+	}
+	for _, sub := range imc.Spec.Subscribers {
+		ready := false
+		for _, st := range imc.Status.Subscribers {
+			ready = ready || (st.UID == sub.UID && st.Ready == corev1.ConditionTrue && st.ObservedGeneration >= sub.Generation)
+		}
+		if !ready {
+			return fmt.Sprintf("subscriber %s not ready", sub.UID)
+		}
+	}
+	return ""
 }
 
 // featuresContext returns ctx with the feature flags of the cluster's
