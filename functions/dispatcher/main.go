@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"os"
@@ -69,8 +70,14 @@ func main() {
 }
 
 func run(log *slog.Logger) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// A signal stops the server, which then drains the deliveries it holds.
+	// Those still wait for their Jobs through the informers, so the runner,
+	// its reconciler and the sweep have a context of their own that ends
+	// only once the server has returned.
+	serving, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	var env envConfig
 	if err := envconfig.Process("", &env); err != nil {
 		return err
@@ -108,12 +115,11 @@ func run(log *slog.Logger) error {
 		return err
 	}
 	log.Info("dispatcher listening", "addr", l.Addr().String())
-	g, ctx := errgroup.WithContext(ctx)
+	var g errgroup.Group
 	g.Go(func() error { return d.Reconcile(ctx) })
 	g.Go(func() error { return d.Sweep(ctx, sender, env.SweepAfter) })
 	// A delivery waits for its Job, so the write timeout outlasts a job.
-	g.Go(func() error {
-		return httpserver.New(handler, httpserver.Timeouts{Write: env.JobDeadline + time.Minute}, log).Serve(ctx, l)
-	})
-	return g.Wait()
+	err = httpserver.New(handler, httpserver.Timeouts{Write: env.JobDeadline + time.Minute}, log).Serve(serving, l)
+	cancel()
+	return errors.Join(err, g.Wait())
 }

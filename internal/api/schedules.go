@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -145,15 +146,34 @@ func (s *Server) getSchedule(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, sc)
 }
 
+// deleteSchedule marks the schedule deleted in the store before it deletes
+// the schedule itself: a PingSource ticks on while it is being deleted, and
+// the dispatcher drops the ticks of a schedule marked so. A deletion that
+// fails takes the mark back.
 func (s *Server) deleteSchedule(w http.ResponseWriter, r *http.Request) {
-	err := s.cfg.Schedules.Delete(r.Context(), r.PathValue("id"))
-	if errors.Is(err, schedule.ErrNotFound) {
-		problem.Write(w, r, problem.NotFound, "no schedule "+strconv.Quote(r.PathValue("id")))
+	id := r.PathValue("id")
+	if _, err := s.cfg.Schedules.Get(r.Context(), id); errors.Is(err, schedule.ErrNotFound) {
+		problem.Write(w, r, problem.NotFound, "no schedule "+strconv.Quote(id))
 		return
-	}
-	if err != nil {
+	} else if err != nil {
 		s.internalError(w, r, "deleting a schedule", err)
 		return
 	}
-	w.WriteHeader(http.StatusNoContent)
+	if err := s.cfg.Store.MarkScheduleDeleted(r.Context(), id); err != nil {
+		s.internalError(w, r, "deleting a schedule", err)
+		return
+	}
+	err := s.cfg.Schedules.Delete(r.Context(), id)
+	if err == nil {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	if uerr := s.cfg.Store.UnmarkScheduleDeleted(context.WithoutCancel(r.Context()), id); uerr != nil {
+		s.cfg.Log.Error("taking back the deletion mark of a schedule that was not deleted", "schedule", id, "error", uerr)
+	}
+	if errors.Is(err, schedule.ErrNotFound) {
+		problem.Write(w, r, problem.NotFound, "no schedule "+strconv.Quote(id))
+		return
+	}
+	s.internalError(w, r, "deleting a schedule", err)
 }

@@ -109,6 +109,30 @@ func (d *Dispatcher) Receive(ctx context.Context, e cloudevents.Event) protocol.
 		log.Warn("refusing an event that can never become a job", "error", err)
 		return cloudevents.NewHTTPResult(http.StatusBadRequest, "%s", err)
 	}
+	if req.Schedule != "" {
+		var drop bool
+		if err := d.retry(ctx, log, "reading the schedule", func() error {
+			deleted, err := d.store.ScheduleDeleted(ctx, req.Schedule)
+			if err != nil || !deleted {
+				return err
+			}
+			// A tick from before the deletion already made its job, which
+			// goes on; a new one makes none.
+			_, err = d.store.Get(ctx, id)
+			drop = errors.Is(err, store.ErrNotFound)
+			if drop {
+				return nil
+			}
+			return err
+		}); err != nil {
+			return d.unavailable(log, err)
+		}
+		if drop {
+			// Its PingSource ticks on until Knative has deleted it.
+			log.Info("dropping a tick of a deleted schedule", "schedule", req.Schedule)
+			return cloudevents.ResultACK
+		}
+	}
 	var j job.Job
 	if err := d.retry(ctx, log, "recording the job", func() (err error) {
 		j, _, err = d.store.Create(ctx, id, req, "")

@@ -310,3 +310,32 @@ func TestSweepResendsLostEvents(t *testing.T) {
 		t.Errorf("args (-want +got):\n%s", diff)
 	}
 }
+
+// TestTickOfDeletedSchedule checks that a tick of a schedule marked deleted
+// runs no job, while a job that an earlier tick made goes on.
+func TestTickOfDeletedSchedule(t *testing.T) {
+	d, st := setup(t)
+	ctx := context.Background()
+	tick := func() cloudevents.Event {
+		e := requested(t, `{"function":"echo","schedule":"nightly"}`)
+		return e
+	}
+	before := tick()
+	if _, _, err := st.Create(ctx, before.ID(), job.Request{Function: "echo", Schedule: "nightly"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.MarkScheduleDeleted(ctx, "nightly"); err != nil {
+		t.Fatal(err)
+	}
+	after := tick()
+	if got := status(t, d.Receive(ctx, after)); got != http.StatusOK {
+		t.Errorf("tick after the deletion answered %d, want 200", got)
+	}
+	if _, err := st.Get(ctx, after.ID()); err == nil {
+		t.Error("a tick after the deletion made a job")
+	}
+	if got := status(t, d.Receive(ctx, before)); got != http.StatusOK {
+		t.Errorf("redelivery of a tick from before the deletion answered %d, want 200", got)
+	}
+	waitStatus(t, st, before.ID(), job.Succeeded)
+}

@@ -46,6 +46,10 @@ func idemKey(k string) string {
 // at once send it once.
 func sweepKey(id string) string { return prefix + "sweep:" + id }
 
+// deletedScheduleKey is a STRING that marks a deleted schedule, so that a
+// tick of its PingSource while that is still being deleted runs no job.
+func deletedScheduleKey(id string) string { return prefix + "schedule-deleted:" + id }
+
 // statusKeys lists the status ZSETs in the order the transition script
 // expects them in KEYS.
 func statusKeys() []string {
