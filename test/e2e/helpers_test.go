@@ -20,13 +20,10 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -107,82 +104,6 @@ func testLog(t *testing.T) *slog.Logger {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
-
-// process is a child process of the test.
-type process struct {
-	name string
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{} // closed once it exited
-	err  error         // its exit, once done is closed
-}
-
-// startProcess runs path with the test's environment plus env, its output
-// in a file shown when the test fails, and SIGKILLs it when the test ends.
-func startProcess(t *testing.T, name, path string, env ...string) *process {
-	t.Helper()
-	p := &process{name: name, log: filepath.Join(t.TempDir(), name+".log"), done: make(chan struct{})}
-	out, err := os.Create(p.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close() // the child has its own descriptor
-	p.cmd = exec.Command(path)
-	// The last value of a repeated variable wins, so env overrides the
-	// test's own (a KUBECONFIG of the developer's, say).
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = out, out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", name, err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			t.Logf("%s", p.output())
-		}
-	})
-	return p
-}
-
-// kill SIGKILLs the process, as the kubelet does after the grace period or
-// the kernel on OOM, and waits until it is gone.
-func (p *process) kill() {
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
-}
-
-// output is the process's output, for a failure message.
-func (p *process) output() string {
-	b, _ := os.ReadFile(p.log)
-	return fmt.Sprintf("output of %s (%v):\n%s", p.name, p.cmd.ProcessState, b)
-}
-
-// waitReady polls url until it answers 200; it fails the test if the
-// process exits first.
-func (p *process) waitReady(t *testing.T, ctx context.Context, url string) {
-	t.Helper()
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		select {
-		case <-p.done:
-			t.Fatalf("%s exited before %s answered 200: %v\n%s", p.name, url, p.err, p.output())
-		case <-ctx.Done():
-			t.Fatalf("%s did not answer 200 on %s: %v (last error %v)", p.name, url, ctx.Err(), err)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
 
 // cluster is a namespace of the test's own on the test control plane.
 type cluster struct {

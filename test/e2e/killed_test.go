@@ -24,7 +24,7 @@ import (
 
 // dispatcherProcess is the dispatcher binary running as a child process.
 type dispatcherProcess struct {
-	*process
+	*testenv.Process
 	url string
 }
 
@@ -33,11 +33,11 @@ type dispatcherProcess struct {
 func startDispatcherProcess(t *testing.T, ctx context.Context, name string, env ...string) dispatcherProcess {
 	t.Helper()
 	port := testenv.FreePort(t)
-	p := startProcess(t, name, bin.dispatcher, append(env, fmt.Sprintf("PORT=%d", port))...)
+	p := testenv.StartProcess(t, name, bin.dispatcher, append(env, fmt.Sprintf("PORT=%d", port))...)
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
 	// The dispatcher listens once its runner's caches have synced.
-	p.waitReady(t, ctx, url+"/readyz")
-	return dispatcherProcess{process: p, url: url}
+	p.WaitReady(t, ctx, url+"/readyz")
+	return dispatcherProcess{Process: p, url: url}
 }
 
 // TestDispatcherKilledMidAttempt kills the dispatcher binary while a
@@ -81,7 +81,7 @@ func TestDispatcherKilledMidAttempt(t *testing.T) {
 		t.Fatalf("job before the kill = %+v, %v; want running", j, err)
 	}
 
-	first.kill()
+	first.Kill()
 	if a := <-firstAnswer; a.err == nil {
 		t.Fatalf("the delivery to the killed dispatcher answered %v, want its connection broken", a)
 	}
@@ -133,8 +133,8 @@ func TestDispatcherKilledMidAttempt(t *testing.T) {
 	if diff := cmp.Diff(job.Stats{Succeeded: 1}, stats); diff != "" {
 		t.Errorf("stats (-want +got):\n%s", diff)
 	}
-	if strings.Contains(second.output(), `"level":"ERROR"`) {
-		t.Errorf("the second dispatcher logged an error:\n%s", second.output())
+	if strings.Contains(second.Output(), `"level":"ERROR"`) {
+		t.Errorf("the second dispatcher logged an error:\n%s", second.Output())
 	}
 }
 

@@ -41,7 +41,7 @@ func TestLocalStackOnCluster(t *testing.T) {
 	})
 	ctx := timeout(t, 4*time.Minute)
 	port := testenv.FreePort(t)
-	stack := startProcess(t, "local", bin.local,
+	stack := testenv.StartProcess(t, "local", bin.local,
 		"KJOBS_RUNNER=kubernetes",
 		"KUBECONFIG="+c.kubeconfig,
 		"KJOBS_NAMESPACE="+c.ns,
@@ -51,7 +51,7 @@ func TestLocalStackOnCluster(t *testing.T) {
 		"KJOBS_JOB_DEADLINE=2m",
 	)
 	a := api{t: t, url: fmt.Sprintf("http://127.0.0.1:%d", port)}
-	stack.waitReady(t, ctx, a.url+"/readyz")
+	stack.WaitReady(t, ctx, a.url+"/readyz")
 
 	submit := func(body string) string {
 		t.Helper()

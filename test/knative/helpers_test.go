@@ -26,13 +26,11 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -92,85 +90,9 @@ func timeout(t testing.TB, d time.Duration) context.Context {
 	return ctx
 }
 
-// process is a child process of the test.
-type process struct {
-	name string
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{} // closed once it exited
-	err  error         // its exit, once done is closed
-}
-
-// startProcess runs path with the test's environment plus env, its output
-// in a file shown when the test fails, and SIGKILLs it when the test ends.
-func startProcess(t testing.TB, name, path string, env ...string) *process {
-	t.Helper()
-	p := &process{name: name, log: filepath.Join(t.TempDir(), name+".log"), done: make(chan struct{})}
-	out, err := os.Create(p.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close() // the child has its own descriptor
-	p.cmd = exec.Command(path)
-	// The last value of a repeated variable wins, so env overrides the
-	// test's own.
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = out, out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", name, err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			t.Logf("%s", p.output())
-		}
-	})
-	return p
-}
-
-// kill SIGKILLs the process, as the kubelet does after the grace period or
-// the kernel on OOM, and waits until it is gone.
-func (p *process) kill() {
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
-}
-
-// output is the process's output, for a failure message.
-func (p *process) output() string {
-	b, _ := os.ReadFile(p.log)
-	return fmt.Sprintf("output of %s (%v):\n%s", p.name, p.cmd.ProcessState, b)
-}
-
 // direct never goes through a proxy of the environment and has no timeout
 // of its own: the tests' contexts bound every request.
 var direct = &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64}}
-
-// waitReady polls url until it answers 200; it fails the test if the
-// process exits first.
-func (p *process) waitReady(t testing.TB, ctx context.Context, url string) {
-	t.Helper()
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := direct.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		select {
-		case <-p.done:
-			t.Fatalf("%s exited before %s answered 200: %v\n%s", p.name, url, p.err, p.output())
-		case <-ctx.Done():
-			t.Fatalf("%s did not answer 200 on %s: %v (last error %v)", p.name, url, ctx.Err(), err)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
 
 // options are what a test changes of the stack config/ describes.
 type options struct {
@@ -204,7 +126,7 @@ type stack struct {
 	// a restarted dispatcher takes the same one.
 	dispatcherPort int
 	dispatcherURL  string
-	dispatcher     *process
+	dispatcher     *testenv.Process
 	dispatcherEnv  []string
 	starts         int
 }
@@ -282,7 +204,7 @@ func newStack(t testing.TB, opts options) *stack {
 
 	apiPort := testenv.FreePort(t)
 	// As config/500-api.yaml sets it, and the SinkBinding would.
-	p := startProcess(t, "api", bin.api,
+	p := testenv.StartProcess(t, "api", bin.api,
 		fmt.Sprintf("PORT=%d", apiPort),
 		"REDIS_URL="+redisURL,
 		"K_SINK="+sink,
@@ -293,7 +215,7 @@ func newStack(t testing.TB, opts options) *stack {
 		"KUBECONFIG="+s.kubeconfig,
 	)
 	s.api = api{t: t, url: fmt.Sprintf("http://127.0.0.1:%d", apiPort)}
-	p.waitReady(t, ctx, s.api.url+"/readyz")
+	p.WaitReady(t, ctx, s.api.url+"/readyz")
 	return s
 }
 
@@ -302,8 +224,8 @@ func newStack(t testing.TB, opts options) *stack {
 func (s *stack) startDispatcher(ctx context.Context) {
 	s.t.Helper()
 	s.starts++
-	s.dispatcher = startProcess(s.t, fmt.Sprintf("dispatcher-%d", s.starts), bin.dispatcher, s.dispatcherEnv...)
-	s.dispatcher.waitReady(s.t, ctx, s.dispatcherURL+"/readyz")
+	s.dispatcher = testenv.StartProcess(s.t, fmt.Sprintf("dispatcher-%d", s.starts), bin.dispatcher, s.dispatcherEnv...)
+	s.dispatcher.WaitReady(s.t, ctx, s.dispatcherURL+"/readyz")
 }
 
 // configTrigger reads a Trigger of config/ and returns its name, filter and

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -51,7 +50,7 @@ func TestDispatcherKilledMidAttempt(t *testing.T) {
 		s.waitJob(ctx, runner.Name(id, 1), "to be created", exists)
 		s.api.waitFor(ctx, id, "to run", func(j job.Job) bool { return j.Status == job.Running })
 
-		s.dispatcher.kill()
+		s.dispatcher.Kill()
 		killed := time.Now()
 		s.addNode(ctx, pool)
 		s.waitJob(ctx, runner.Name(id, 1), "to fail", failedJob)
@@ -96,7 +95,7 @@ func TestDispatcherKilledMidAttempt(t *testing.T) {
 		ctx := timeout(t, 3*time.Minute)
 		id := s.api.submit(ctx, sleep20)
 		s.api.waitFor(ctx, id, "to run", func(j job.Job) bool { return j.Status == job.Running })
-		s.dispatcher.kill()
+		s.dispatcher.Kill()
 		killed := time.Now()
 		s.addNode(ctx, pool)
 		s.waitJob(ctx, runner.Name(id, 1), "to complete", func(j *batchv1.Job) bool { return finished(j) == batchv1.JobComplete })
@@ -269,7 +268,7 @@ func TestDispatcherDownWhenJobRequested(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, options{sweepAfter: 5 * time.Second})
 	ctx := timeout(t, 3*time.Minute)
-	s.dispatcher.kill()
+	s.dispatcher.Kill()
 	killed := time.Now()
 	id := s.api.submit(ctx, `{"function":"sleep","args":{"seconds":"1"}}`)
 	time.Sleep(brokerGivesUp)
@@ -367,7 +366,7 @@ func TestDispatcherTerminatedMidAttempt(t *testing.T) {
 	s.api.waitFor(ctx, id, "to run", func(j job.Job) bool { return j.Status == job.Running })
 
 	old := s.dispatcher
-	if err := old.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := old.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	terminated := time.Now()
@@ -375,20 +374,20 @@ func TestDispatcherTerminatedMidAttempt(t *testing.T) {
 	s.waitJob(ctx, runner.Name(id, 1), "to complete", func(j *batchv1.Job) bool { return finished(j) == batchv1.JobComplete })
 	completed := time.Since(terminated)
 	select {
-	case <-old.done:
+	case <-old.Done():
 	case <-time.After(time.Minute):
 		t.Fatal("the dispatcher did not exit a minute after SIGTERM")
 	}
 	exited := time.Since(terminated)
 	t.Logf("after SIGTERM: the attempt's Job completed after %s, the dispatcher exited after %s (%v)",
-		completed.Round(time.Millisecond), exited.Round(time.Millisecond), old.err)
-	if old.err != nil {
-		t.Errorf("the dispatcher exited with %v after SIGTERM, want a clean exit", old.err)
+		completed.Round(time.Millisecond), exited.Round(time.Millisecond), old.Err())
+	if old.Err() != nil {
+		t.Errorf("the dispatcher exited with %v after SIGTERM, want a clean exit", old.Err())
 	}
 	if exited > completed+10*time.Second {
 		t.Errorf("the dispatcher exited %s after SIGTERM, %s after the attempt it held ended; want it to answer that delivery and exit", exited, exited-completed)
 	}
-	out, _ := os.ReadFile(old.log)
+	out := old.Log()
 	if !strings.Contains(string(out), `"msg":"attempt succeeded","job":"`+id+`"`) {
 		t.Errorf("the terminated dispatcher never answered the delivery it held for its attempt's success:\n%s", out)
 	}
