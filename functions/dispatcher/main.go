@@ -33,6 +33,9 @@ import (
 type envConfig struct {
 	// Port to listen on; Knative sets it. Defaults to 8080.
 	Port int `envconfig:"PORT" default:"8080"`
+	// Host is the address to listen on. Defaults to every interface, as a
+	// pod needs; `make cluster` sets 127.0.0.1.
+	Host string `envconfig:"KJOBS_HOST"`
 	// RedisURL is where job state lives.
 	RedisURL string `envconfig:"REDIS_URL" required:"true"`
 	// Namespace holds the Jobs. Defaults to the pod's own namespace.
@@ -110,7 +113,7 @@ func run(log *slog.Logger) error {
 	}
 	d := dispatch.New(store.New(rdb, store.Options{Retention: env.Retention}), runner, log)
 	handler := d.Handler(prometheus.NewRegistry())
-	l, err := net.Listen("tcp", ":"+strconv.Itoa(env.Port))
+	l, err := net.Listen("tcp", net.JoinHostPort(env.Host, strconv.Itoa(env.Port)))
 	if err != nil {
 		return err
 	}

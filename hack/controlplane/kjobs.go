@@ -693,7 +693,7 @@ func (k *kjobs) serveKsvc(ctx context.Context, name, bin string, env []string, p
 		if !fixed {
 			port = freePort()
 		}
-		comp := c.launch(name, filepath.Join(k.bin, bin), append(env, "PORT="+strconv.Itoa(port)), nil, false)
+		comp := c.launch(name, filepath.Join(k.bin, bin), append(env, "PORT="+strconv.Itoa(port), "KJOBS_HOST=127.0.0.1"), nil, false)
 		client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{Proxy: nil}}
 		return comp, func() error {
 			resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", port))

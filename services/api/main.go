@@ -28,6 +28,9 @@ import (
 type envConfig struct {
 	// Port to listen on; Knative sets it. Defaults to 8080.
 	Port int `envconfig:"PORT" default:"8080"`
+	// Host is the address to listen on. Defaults to every interface, as a
+	// pod needs; `make cluster` sets 127.0.0.1.
+	Host string `envconfig:"KJOBS_HOST"`
 	// RedisURL is where job state lives.
 	RedisURL string `envconfig:"REDIS_URL" required:"true"`
 	// Sink is the Broker's address, injected by the SinkBinding.
@@ -90,7 +93,7 @@ func run(log *slog.Logger) error {
 		Auth:      auth,
 		Log:       log,
 	})
-	l, err := net.Listen("tcp", ":"+strconv.Itoa(env.Port))
+	l, err := net.Listen("tcp", net.JoinHostPort(env.Host, strconv.Itoa(env.Port)))
 	if err != nil {
 		return err
 	}
