@@ -28,10 +28,9 @@ import (
 // annotations (kwok puts reason and message into YAML unquoted: keep them
 // free of ": ").
 const (
-	chaosLabel    = "pod-container-running-failed.stage.kwok.x-k8s.io"
-	chaosExitCode = chaosLabel + "/exit-code"
-	chaosReason   = chaosLabel + "/reason"
-	chaosMessage  = chaosLabel + "/message"
+	chaosExitCode = testenv.ChaosLabel + "/exit-code"
+	chaosReason   = testenv.ChaosLabel + "/reason"
+	chaosMessage  = testenv.ChaosLabel + "/message"
 )
 
 func TestJobCompletes(t *testing.T) {
@@ -45,7 +44,7 @@ func TestJobCompletes(t *testing.T) {
 		t.Fatal(err)
 	}
 	job := waitFinished(t, cs, ns, "ok")
-	if cond := finished(job); cond.Type != batchv1.JobComplete {
+	if cond := testenv.JobFinished(job); cond.Type != batchv1.JobComplete {
 		t.Fatalf("job ended %s (%s: %s), want Complete", cond.Type, cond.Reason, cond.Message)
 	}
 	t.Logf("Complete %.1fs after creation", time.Since(created).Seconds())
@@ -67,13 +66,13 @@ func TestJobFailsOnChaosLabel(t *testing.T) {
 
 	const message = "function failed on purpose"
 	j := restrictedJob("fails",
-		map[string]string{chaosLabel: "true"},
+		map[string]string{testenv.ChaosLabel: "true"},
 		map[string]string{chaosExitCode: "3", chaosReason: "Error", chaosMessage: message})
 	if _, err := cs.BatchV1().Jobs(ns).Create(t.Context(), j, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	job := waitFinished(t, cs, ns, "fails")
-	if cond := finished(job); cond.Type != batchv1.JobFailed || cond.Reason != batchv1.JobReasonBackoffLimitExceeded {
+	if cond := testenv.JobFinished(job); cond.Type != batchv1.JobFailed || cond.Reason != batchv1.JobReasonBackoffLimitExceeded {
 		t.Fatalf("job ended %s (%s: %s), want Failed (BackoffLimitExceeded)", cond.Type, cond.Reason, cond.Message)
 	}
 
@@ -188,22 +187,12 @@ func waitFinished(t *testing.T, cs kubernetes.Interface, ns, name string) *batch
 	lw := cache.NewListWatchFromClient(cs.BatchV1().RESTClient(), "jobs", ns, fields.OneTermEqualSelector("metadata.name", name))
 	ev, err := watchtools.UntilWithSync(ctx, lw, &batchv1.Job{}, nil, func(e watch.Event) (bool, error) {
 		job, ok := e.Object.(*batchv1.Job)
-		return ok && finished(job) != nil, nil
+		return ok && testenv.JobFinished(job) != nil, nil
 	})
 	if err != nil {
 		t.Fatalf("job %s/%s did not finish: %v", ns, name, err)
 	}
 	return ev.Object.(*batchv1.Job)
-}
-
-// finished returns the Job's true Complete or Failed condition, or nil.
-func finished(job *batchv1.Job) *batchv1.JobCondition {
-	for i, c := range job.Status.Conditions {
-		if (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) && c.Status == corev1.ConditionTrue {
-			return &job.Status.Conditions[i]
-		}
-	}
-	return nil
 }
 
 func onlyPod(t *testing.T, cs kubernetes.Interface, ns, job string) *corev1.Pod {

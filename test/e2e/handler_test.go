@@ -14,6 +14,7 @@ import (
 	"github.com/kjobs/kjobs/internal/dispatch"
 	"github.com/kjobs/kjobs/internal/job"
 	"github.com/kjobs/kjobs/internal/store"
+	"github.com/kjobs/kjobs/internal/testenv"
 )
 
 // TestConcurrentDeliveriesStayApart sends the dispatcher many different
@@ -97,8 +98,8 @@ func TestConcurrentDeliveriesStayApart(t *testing.T) {
 	t.Run("short and long attempts", func(t *testing.T) {
 		t.Parallel()
 		// The long attempts' pods wait for a node that does not exist yet.
-		pool := newPool()
-		d := startInProcess(t, map[string]string{"sleep": onPool(pool)})
+		pool := testenv.NewPool()
+		d := startInProcess(t, map[string]string{"sleep": testenv.OnPool(pool)})
 		ctx := timeout(t, 3*time.Minute)
 
 		short, long := make([]string, n), make([]string, n)
@@ -129,7 +130,7 @@ func TestConcurrentDeliveriesStayApart(t *testing.T) {
 			got = append(got, a)
 		case <-time.After(time.Second):
 		}
-		addNode(t, ctx, d.client, pool)
+		testenv.AddNode(t, ctx, d.client, pool)
 		for len(got) < n {
 			select {
 			case a := <-longAnswers:

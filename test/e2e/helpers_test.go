@@ -27,9 +27,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
@@ -127,62 +125,6 @@ func newCluster(t *testing.T, functions map[string]string) cluster {
 	return cluster{cfg: cfg, client: client, ns: ns, kubeconfig: os.Getenv(testenv.KubeconfigEnv)}
 }
 
-// chaosLabel is the label of kwok's pod-container-running-failed stage;
-// its annotations are the label plus "/exit-code", "/reason", "/message",
-// "/delay" and "/jitter-delay". kwok writes reason and message into YAML
-// unquoted: they must not contain ": ".
-const chaosLabel = "pod-container-running-failed.stage.kwok.x-k8s.io"
-
-// chaos is a functions ConfigMap entry whose pods kwok fails with exitCode,
-// reason and message, delay after they started running.
-func chaos(exitCode int, reason, message string, delay time.Duration) string {
-	return fmt.Sprintf(`
-podLabels:
-  %[1]s: "true"
-podAnnotations:
-  %[1]s/exit-code: "%[2]d"
-  %[1]s/reason: %[3]s
-  %[1]s/message: %[4]s
-  %[1]s/delay: %[5]s
-  %[1]s/jitter-delay: %[5]s
-`, chaosLabel, exitCode, reason, message, delay)
-}
-
-// onPool is a functions ConfigMap entry whose pods only the node of pool
-// takes: until addNode adds it, they stay Pending.
-func onPool(pool string) string {
-	return fmt.Sprintf(`
-nodeSelector: {kjobs.dev/pool: %[1]s}
-tolerations:
-- {key: kjobs.dev/pool, operator: Equal, value: %[1]s, effect: NoSchedule}
-`, pool)
-}
-
-// addNode adds a kwok node for pool, tainted so that only pods that
-// tolerate pool land on it, and removes it when the test ends.
-func addNode(t *testing.T, ctx context.Context, client kubernetes.Interface, pool string) {
-	t.Helper()
-	node := &corev1.Node{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:        "kjobs-" + pool,
-			Annotations: map[string]string{"kwok.x-k8s.io/node": "fake"},
-			Labels: map[string]string{
-				"type": "kwok", "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
-				"kubernetes.io/hostname": "kjobs-" + pool, "kjobs.dev/pool": pool,
-			},
-		},
-		Spec: corev1.NodeSpec{Taints: []corev1.Taint{{Key: "kjobs.dev/pool", Value: pool, Effect: corev1.TaintEffectNoSchedule}}},
-	}
-	if _, err := client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := client.CoreV1().Nodes().Delete(context.Background(), node.Name, metav1.DeleteOptions{}); err != nil {
-			t.Errorf("deleting node %s: %v", node.Name, err)
-		}
-	})
-}
-
 // jobsOf lists the job's Jobs from the API server, by the job-id label
 // alone (not managed-by), ordered by name.
 func jobsOf(t *testing.T, ctx context.Context, client kubernetes.Interface, ns, id string) []batchv1.Job {
@@ -195,15 +137,6 @@ func jobsOf(t *testing.T, ctx context.Context, client kubernetes.Interface, ns, 
 	}
 	slices.SortFunc(list.Items, func(a, b batchv1.Job) int { return strings.Compare(a.Name, b.Name) })
 	return list.Items
-}
-
-// jobNames returns the names of jobs.
-func jobNames(jobs []batchv1.Job) []string {
-	names := make([]string, 0, len(jobs))
-	for _, j := range jobs {
-		names = append(names, j.Name)
-	}
-	return names
 }
 
 // attemptNames returns the Job names of attempts 1 to n of job id.
@@ -247,16 +180,6 @@ func waitJob(t *testing.T, ctx context.Context, client kubernetes.Interface, ns,
 
 // exists is a waitJob condition.
 func exists(*batchv1.Job) bool { return true }
-
-// finished returns the Job's true Complete or Failed condition type, or "".
-func finished(j *batchv1.Job) batchv1.JobConditionType {
-	for _, c := range j.Status.Conditions {
-		if (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) && c.Status == corev1.ConditionTrue {
-			return c.Type
-		}
-	}
-	return ""
-}
 
 // delivery is one CloudEvent, posted in binary content mode as a Broker
 // posts it.
@@ -423,9 +346,4 @@ func (a api) waitFinished(ctx context.Context, id string) job.Job {
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
-}
-
-// newPool names a node pool of the test's own, for onPool and addNode.
-func newPool() string {
-	return "p-" + uuid.NewString()
 }

@@ -48,8 +48,8 @@ func TestDispatcherKilledMidAttempt(t *testing.T) {
 	t.Parallel()
 	// sleep's pods wait for a node pool that does not exist yet, which
 	// keeps the attempt running for as long as the test needs.
-	pool := newPool()
-	c := newCluster(t, map[string]string{"sleep": onPool(pool)})
+	pool := testenv.NewPool()
+	c := newCluster(t, map[string]string{"sleep": testenv.OnPool(pool)})
 	redisAddr := testenv.RedisAddr(t)
 	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
 	t.Cleanup(func() { rdb.Close() })
@@ -96,7 +96,7 @@ func TestDispatcherKilledMidAttempt(t *testing.T) {
 	}
 	// Only now can the pod run: the node takes about a second to be
 	// Ready, by when the redelivery has adopted the attempt.
-	addNode(t, ctx, c.client, pool)
+	testenv.AddNode(t, ctx, c.client, pool)
 	var a answer
 	select {
 	case a = <-secondAnswer:
@@ -108,11 +108,11 @@ func TestDispatcherKilledMidAttempt(t *testing.T) {
 	}
 
 	jobs := jobsOf(t, ctx, c.client, c.ns, id)
-	if diff := cmp.Diff([]string{name}, jobNames(jobs)); diff != "" {
+	if diff := cmp.Diff([]string{name}, testenv.JobNames(jobs)); diff != "" {
 		t.Errorf("Jobs of the job (-want +got):\n%s", diff)
 	}
 	checkJobLabels(t, jobs, id, "sleep")
-	if len(jobs) == 1 && finished(&jobs[0]) != batchv1.JobComplete {
+	if len(jobs) == 1 && testenv.JobOutcome(&jobs[0]) != batchv1.JobComplete {
 		t.Errorf("Job %s conditions = %+v, want Complete", name, jobs[0].Status.Conditions)
 	}
 	j, err := st.Get(ctx, id)

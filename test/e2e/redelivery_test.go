@@ -102,7 +102,7 @@ func summarize(attempts []job.Attempt) []attemptSummary {
 func checkJobs(t *testing.T, ctx context.Context, client kubernetes.Interface, ns, id string, n int, function string) {
 	t.Helper()
 	jobs := jobsOf(t, ctx, client, ns, id)
-	if diff := cmp.Diff(attemptNames(id, n), jobNames(jobs)); diff != "" {
+	if diff := cmp.Diff(attemptNames(id, n), testenv.JobNames(jobs)); diff != "" {
 		t.Errorf("Jobs labelled %s=%s (-want +got):\n%s", labelJobID, id, diff)
 	}
 	checkJobLabels(t, jobs, id, function)
@@ -144,7 +144,7 @@ func TestRedeliveryConcurrent(t *testing.T) {
 		// deliveries of a round arrive while the attempt still runs: a
 		// delivery that arrives after the attempt failed is a retry, and
 		// rightly starts the next attempt.
-		d := startInProcess(t, map[string]string{"fail": chaos(3, "FunctionFailed", failMessage, 3*time.Second)})
+		d := startInProcess(t, map[string]string{"fail": testenv.Chaos(3, "FunctionFailed", failMessage, 3*time.Second)})
 		ctx := timeout(t, 4*time.Minute)
 		id := uuid.NewString()
 		ev := requested(id, `{"function":"fail"}`)

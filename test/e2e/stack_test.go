@@ -36,8 +36,8 @@ func TestLocalStackOnCluster(t *testing.T) {
 	// Every pod of fail fails; flaky's pods fail until the test takes
 	// its entry out, once its first attempt has started.
 	c := newCluster(t, map[string]string{
-		"fail":  chaos(1, "Error", "boom", 100*time.Millisecond),
-		"flaky": chaos(1, "Error", "flaky on purpose", 2*time.Second),
+		"fail":  testenv.Chaos(1, "Error", "boom", 100*time.Millisecond),
+		"flaky": testenv.Chaos(1, "Error", "flaky on purpose", 2*time.Second),
 	})
 	ctx := timeout(t, 4*time.Minute)
 	port := testenv.FreePort(t)
@@ -132,13 +132,13 @@ func TestLocalStackOnCluster(t *testing.T) {
 		}
 
 		jobs := jobsOf(t, ctx, c.client, c.ns, tt.id)
-		if diff := cmp.Diff(attemptNames(tt.id, len(tt.attempts)), jobNames(jobs)); diff != "" {
+		if diff := cmp.Diff(attemptNames(tt.id, len(tt.attempts)), testenv.JobNames(jobs)); diff != "" {
 			t.Errorf("Jobs of job %s (%s) (-want +got):\n%s", tt.id, tt.function, diff)
 		}
 		checkJobLabels(t, jobs, tt.id, tt.function)
 		var conditions []batchv1.JobConditionType
 		for i := range jobs {
-			conditions = append(conditions, finished(&jobs[i]))
+			conditions = append(conditions, testenv.JobOutcome(&jobs[i]))
 		}
 		if diff := cmp.Diff(tt.conditions, conditions); diff != "" {
 			t.Errorf("Jobs of job %s (%s): conditions (-want +got):\n%s", tt.id, tt.function, diff)

@@ -19,6 +19,7 @@ import (
 	"github.com/kjobs/kjobs/internal/dispatch"
 	"github.com/kjobs/kjobs/internal/job"
 	"github.com/kjobs/kjobs/internal/runner"
+	"github.com/kjobs/kjobs/internal/testenv"
 )
 
 // noRetry changes the Triggers' delivery spec so that a delivery's first
@@ -38,8 +39,8 @@ func TestDeadLetterAfterSuccess(t *testing.T) {
 	// Redis is back it finds the Job succeeded and records that.
 	t.Run("delivery answered 503 after the Job succeeded", func(t *testing.T) {
 		t.Parallel()
-		pool := newPool()
-		s := newStack(t, options{functions: map[string]string{"sleep": onPool(pool)}, delivery: noRetry})
+		pool := testenv.NewPool()
+		s := newStack(t, options{functions: map[string]string{"sleep": testenv.OnPool(pool)}, delivery: noRetry})
 		ctx := timeout(t, 4*time.Minute)
 		id := s.api.submit(ctx, sleep20)
 		s.api.waitFor(ctx, id, "to run", func(j job.Job) bool { return j.Status == job.Running })
@@ -53,7 +54,7 @@ func TestDeadLetterAfterSuccess(t *testing.T) {
 			}
 		})
 		s.addNode(ctx, pool)
-		s.waitJob(ctx, runner.Name(id, 1), "to complete", func(j *batchv1.Job) bool { return finished(j) == batchv1.JobComplete })
+		s.waitJob(ctx, runner.Name(id, 1), "to complete", func(j *batchv1.Job) bool { return testenv.JobOutcome(j) == batchv1.JobComplete })
 		s.waitDeliveries(ctx, "receive", http.StatusServiceUnavailable, 1)
 		t.Logf("the delivery was answered 503 %s into the outage", time.Since(paused).Round(time.Second))
 		// The dead letter follows at once, and waits for Redis.
@@ -70,8 +71,8 @@ func TestDeadLetterAfterSuccess(t *testing.T) {
 	// the attempt's success succeeds it.
 	t.Run("delivery timed out while the Job ran", func(t *testing.T) {
 		t.Parallel()
-		pool := newPool()
-		s := newStack(t, options{functions: map[string]string{"sleep": onPool(pool)}, delivery: func(d *eventingduckv1.DeliverySpec) {
+		pool := testenv.NewPool()
+		s := newStack(t, options{functions: map[string]string{"sleep": testenv.OnPool(pool)}, delivery: func(d *eventingduckv1.DeliverySpec) {
 			noRetry(d)
 			d.Timeout = ptr.String("PT3S")
 		}})
@@ -129,7 +130,7 @@ func TestDeletedJobNumbersOn(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			s := newStack(t, options{
-				functions: map[string]string{"fail": chaos(1, "boom", 100*time.Millisecond, "")},
+				functions: map[string]string{"fail": testenv.Chaos(1, "Error", "boom", 100*time.Millisecond)},
 				jobGrace:  tc.grace,
 			})
 			ctx := timeout(t, 3*time.Minute)
@@ -161,7 +162,7 @@ func TestDeletedJobNumbersOn(t *testing.T) {
 			if diff := cmp.Diff(attemptNames(id, 1, 3), created()); diff != "" {
 				t.Errorf("Jobs created for job %s, in order (-want +got):\n%s", id, diff)
 			}
-			left := jobNames(s.jobs(ctx, id))
+			left := testenv.JobNames(s.jobs(ctx, id))
 			t.Logf("Jobs of job %s left at its end: %v", id, left)
 			if tc.byHand {
 				if diff := cmp.Diff(attemptNames(id, 2, 3), left); diff != "" {
@@ -186,7 +187,7 @@ func TestDeadLetterWithoutExtensions(t *testing.T) {
 	// never saw.
 	t.Run("by hand", func(t *testing.T) {
 		t.Parallel()
-		s := newStack(t, options{functions: map[string]string{"fail": chaos(1, "boom", 100*time.Millisecond, "")}})
+		s := newStack(t, options{functions: map[string]string{"fail": testenv.Chaos(1, "Error", "boom", 100*time.Millisecond)}})
 		ctx := timeout(t, 2*time.Minute)
 		retrying := requestedEvent(uuid.NewString(), `{"function":"fail"}`)
 		if status, body := retrying.post(t, ctx, s.dispatcherURL+"/"); status != http.StatusInternalServerError {
@@ -217,9 +218,9 @@ func TestDeadLetterWithoutExtensions(t *testing.T) {
 	// dead letter's reason.
 	t.Run("broker timeout", func(t *testing.T) {
 		t.Parallel()
-		pool := newPool()
+		pool := testenv.NewPool()
 		s := newStack(t, options{
-			functions: map[string]string{"fail": chaos(1, "boom", 100*time.Millisecond, pool)},
+			functions: map[string]string{"fail": testenv.Chaos(1, "Error", "boom", 100*time.Millisecond) + testenv.OnPool(pool)},
 			delivery: func(d *eventingduckv1.DeliverySpec) {
 				noRetry(d)
 				d.Timeout = ptr.String("PT3S")

@@ -34,9 +34,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/watch"
@@ -253,68 +251,10 @@ func configTrigger(t testing.TB, file, dispatcherURL string) (string, map[string
 	return tr.Name, tr.Spec.Filter.Attributes, d
 }
 
-// chaosLabel is the label of kwok's pod-container-running-failed stage;
-// its annotations are the label plus "/exit-code", "/reason", "/message",
-// "/delay" and "/jitter-delay". kwok writes reason and message into YAML
-// unquoted: they must not contain ": ".
-const chaosLabel = "pod-container-running-failed.stage.kwok.x-k8s.io"
-
-// chaos is a functions ConfigMap entry whose pods kwok fails with exitCode
-// and message, delay after they started running; with pool, the pods
-// also wait for that pool's node (see onPool).
-func chaos(exitCode int, message string, delay time.Duration, pool string) string {
-	entry := fmt.Sprintf(`
-podLabels:
-  %[1]s: "true"
-podAnnotations:
-  %[1]s/exit-code: "%[2]d"
-  %[1]s/reason: Error
-  %[1]s/message: %[3]s
-  %[1]s/delay: %[4]s
-  %[1]s/jitter-delay: %[4]s
-`, chaosLabel, exitCode, message, delay)
-	if pool != "" {
-		entry += onPool(pool)
-	}
-	return entry
-}
-
-// onPool is a functions ConfigMap entry whose pods only the node of pool
-// takes: until addNode adds it, they stay Pending and the attempt runs.
-func onPool(pool string) string {
-	return fmt.Sprintf(`
-nodeSelector: {kjobs.dev/pool: %[1]s}
-tolerations:
-- {key: kjobs.dev/pool, operator: Equal, value: %[1]s, effect: NoSchedule}
-`, pool)
-}
-
-// newPool names a node pool of the test's own, for onPool and addNode.
-func newPool() string { return "p-" + uuid.NewString()[:13] }
-
-// addNode adds a kwok node for pool, tainted so that only pods that
-// tolerate pool land on it, and removes it when the test ends.
+// addNode adds a kwok node for pool; see testenv.AddNode.
 func (s *stack) addNode(ctx context.Context, pool string) {
 	s.t.Helper()
-	node := &corev1.Node{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:        "kjobs-" + pool,
-			Annotations: map[string]string{"kwok.x-k8s.io/node": "fake"},
-			Labels: map[string]string{
-				"type": "kwok", "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
-				"kubernetes.io/hostname": "kjobs-" + pool, "kjobs.dev/pool": pool,
-			},
-		},
-		Spec: corev1.NodeSpec{Taints: []corev1.Taint{{Key: "kjobs.dev/pool", Value: pool, Effect: corev1.TaintEffectNoSchedule}}},
-	}
-	if _, err := s.kube.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
-		s.t.Fatal(err)
-	}
-	s.t.Cleanup(func() {
-		if err := s.kube.CoreV1().Nodes().Delete(context.Background(), node.Name, metav1.DeleteOptions{}); err != nil {
-			s.t.Errorf("deleting node %s: %v", node.Name, err)
-		}
-	})
+	testenv.AddNode(s.t, ctx, s.kube, pool)
 }
 
 // setFunction sets (or, with an empty entry, removes) a function's entry of
@@ -378,33 +318,7 @@ func (s *stack) waitJob(ctx context.Context, name, what string, cond func(*batch
 func exists(*batchv1.Job) bool { return true }
 
 // failedJob is a waitJob condition: the Job has failed.
-func failedJob(j *batchv1.Job) bool { return finished(j) == batchv1.JobFailed }
-
-// finished returns the Job's true Complete or Failed condition type, or "".
-func finished(j *batchv1.Job) batchv1.JobConditionType {
-	if c := finishedCondition(j); c != nil {
-		return c.Type
-	}
-	return ""
-}
-
-func finishedCondition(j *batchv1.Job) *batchv1.JobCondition {
-	for i, c := range j.Status.Conditions {
-		if (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) && c.Status == corev1.ConditionTrue {
-			return &j.Status.Conditions[i]
-		}
-	}
-	return nil
-}
-
-// jobNames returns the names of jobs.
-func jobNames(jobs []batchv1.Job) []string {
-	names := make([]string, 0, len(jobs))
-	for _, j := range jobs {
-		names = append(names, j.Name)
-	}
-	return names
-}
+func failedJob(j *batchv1.Job) bool { return testenv.JobOutcome(j) == batchv1.JobFailed }
 
 // attemptNames returns the Job names of attempts from to n of job id.
 func attemptNames(id string, from, n int) []string {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/kjobs/kjobs/internal/job"
 	"github.com/kjobs/kjobs/internal/runner"
+	"github.com/kjobs/kjobs/internal/testenv"
 )
 
 // TestSuccessRetriesDeadLetter runs three jobs through the real Broker: a
@@ -25,11 +26,11 @@ import (
 func TestSuccessRetriesDeadLetter(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, options{functions: map[string]string{
-		"fail":  chaos(1, "boom", 100*time.Millisecond, ""),
-		"flaky": chaos(1, "flaky-on-purpose", 2*time.Second, ""),
+		"fail":  testenv.Chaos(1, "Error", "boom", 100*time.Millisecond),
+		"flaky": testenv.Chaos(1, "Error", "flaky-on-purpose", 2*time.Second),
 		// Exit code 2 is the processor's run.ExitInvalid: a request that
 		// can never succeed, such as a function its image lacks.
-		"echo": chaos(2, "no-such-function-in-this-image", 100*time.Millisecond, ""),
+		"echo": testenv.Chaos(2, "Error", "no-such-function-in-this-image", 100*time.Millisecond),
 	}})
 	ctx := timeout(t, 4*time.Minute)
 	sleep := s.api.submit(ctx, `{"function":"sleep","args":{"seconds":"1"}}`)
@@ -79,12 +80,12 @@ func TestSuccessRetriesDeadLetter(t *testing.T) {
 			t.Errorf("job %s (%s) attempts (-want +got):\n%s", tt.id, tt.function, diff)
 		}
 		jobs := s.jobs(ctx, tt.id)
-		if diff := cmp.Diff(attemptNames(tt.id, 1, len(tt.attempts)), jobNames(jobs)); diff != "" {
+		if diff := cmp.Diff(attemptNames(tt.id, 1, len(tt.attempts)), testenv.JobNames(jobs)); diff != "" {
 			t.Errorf("Jobs of job %s (%s) (-want +got):\n%s", tt.id, tt.function, diff)
 		}
 		var conditions []batchv1.JobConditionType
 		for i := range jobs {
-			conditions = append(conditions, finished(&jobs[i]))
+			conditions = append(conditions, testenv.JobOutcome(&jobs[i]))
 		}
 		if diff := cmp.Diff(tt.conditions, conditions); diff != "" {
 			t.Errorf("Jobs of job %s (%s): conditions (-want +got):\n%s", tt.id, tt.function, diff)
@@ -111,7 +112,7 @@ func checkBackoffs(t *testing.T, function string, jobs []batchv1.Job) {
 	t.Helper()
 	for i := 1; i < len(jobs); i++ {
 		prev, next := &jobs[i-1], &jobs[i]
-		cond := finishedCondition(prev)
+		cond := testenv.JobFinished(prev)
 		if cond == nil || cond.Type != batchv1.JobFailed {
 			t.Errorf("Job %s was retried but has not failed: %+v", prev.Name, prev.Status.Conditions)
 			continue

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kjobs/kjobs/internal/job"
 	"github.com/kjobs/kjobs/internal/runner"
+	"github.com/kjobs/kjobs/internal/testenv"
 )
 
 // sleep20 is the request of TestPostJobAnswersAtOnce: a job that runs for
@@ -30,8 +31,8 @@ func TestPostJobAnswersAtOnce(t *testing.T) {
 	t.Parallel()
 	t.Run("async-handler", func(t *testing.T) {
 		t.Parallel()
-		pool := newPool()
-		s := newStack(t, options{functions: map[string]string{"sleep": onPool(pool)}})
+		pool := testenv.NewPool()
+		s := newStack(t, options{functions: map[string]string{"sleep": testenv.OnPool(pool)}})
 		ctx := timeout(t, 3*time.Minute)
 
 		begin := time.Now()
@@ -68,8 +69,8 @@ func TestPostJobAnswersAtOnce(t *testing.T) {
 		// Below the API's own send timeout (10 s), past which it answers
 		// 202 anyway and keeps the job for the sweep.
 		const hold = 4 * time.Second
-		pool := newPool()
-		s := newStack(t, options{syncBroker: true, functions: map[string]string{"sleep": onPool(pool)}})
+		pool := testenv.NewPool()
+		s := newStack(t, options{syncBroker: true, functions: map[string]string{"sleep": testenv.OnPool(pool)}})
 		ctx := timeout(t, 3*time.Minute)
 
 		begin := time.Now()
@@ -129,8 +130,8 @@ func waitJobs(t testing.TB, ctx context.Context, s *stack, n int) []batchv1.Job 
 // figures are the API's and the data plane's, not the Jobs'. Run it with
 // a fixed count: -bench PostJobThroughBroker -benchtime 200x.
 func BenchmarkPostJobThroughBroker(b *testing.B) {
-	pool := newPool()
-	s := newStack(b, options{functions: map[string]string{"sleep": onPool(pool)}})
+	pool := testenv.NewPool()
+	s := newStack(b, options{functions: map[string]string{"sleep": testenv.OnPool(pool)}})
 	ctx := timeout(b, 30*time.Minute)
 	b.Run("api", func(b *testing.B) {
 		var durations []time.Duration
@@ -162,8 +163,8 @@ func BenchmarkPostJobThroughBroker(b *testing.B) {
 // attempt's Job created, as a watch of the Jobs sees it: the ingress, the
 // channel, the filter, the Trigger and the dispatcher's create.
 func BenchmarkIngressToJob(b *testing.B) {
-	pool := newPool()
-	s := newStack(b, options{functions: map[string]string{"sleep": onPool(pool)}})
+	pool := testenv.NewPool()
+	s := newStack(b, options{functions: map[string]string{"sleep": testenv.OnPool(pool)}})
 	ctx := timeout(b, 30*time.Minute)
 	w, err := s.kube.BatchV1().Jobs(s.ns).Watch(ctx, metav1.ListOptions{
 		LabelSelector: labels.Set{"app.kubernetes.io/managed-by": "kjobs"}.String(),

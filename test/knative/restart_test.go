@@ -40,9 +40,9 @@ func TestDispatcherKilledMidAttempt(t *testing.T) {
 	// its own across re-sends.
 	t.Run("attempt fails", func(t *testing.T) {
 		t.Parallel()
-		pool := newPool()
+		pool := testenv.NewPool()
 		s := newStack(t, options{
-			functions:  map[string]string{"fail": chaos(1, "boom", 100*time.Millisecond, pool)},
+			functions:  map[string]string{"fail": testenv.Chaos(1, "Error", "boom", 100*time.Millisecond) + testenv.OnPool(pool)},
 			sweepAfter: 5 * time.Second,
 		})
 		ctx := timeout(t, 4*time.Minute)
@@ -75,7 +75,7 @@ func TestDispatcherKilledMidAttempt(t *testing.T) {
 		if want := "dead-lettered after HTTP 500: attempt 4 failed: boom"; j.Status != job.Failed || j.Error != want {
 			t.Errorf("job %s = %s with error %q, want failed with %q", id, j.Status, j.Error, want)
 		}
-		if diff := cmp.Diff(attemptNames(id, 1, 4), jobNames(s.jobs(ctx, id))); diff != "" {
+		if diff := cmp.Diff(attemptNames(id, 1, 4), testenv.JobNames(s.jobs(ctx, id))); diff != "" {
 			t.Errorf("Jobs of job %s (-want +got):\n%s", id, diff)
 		}
 		if diff := cmp.Diff(job.Stats{Failed: 1, Retries: 3}, s.api.stats(ctx)); diff != "" {
@@ -87,9 +87,9 @@ func TestDispatcherKilledMidAttempt(t *testing.T) {
 	// dispatcher's reconciler records it, and nothing is sent again.
 	t.Run("attempt succeeds", func(t *testing.T) {
 		t.Parallel()
-		pool := newPool()
+		pool := testenv.NewPool()
 		s := newStack(t, options{
-			functions:  map[string]string{"sleep": onPool(pool)},
+			functions:  map[string]string{"sleep": testenv.OnPool(pool)},
 			sweepAfter: 5 * time.Second,
 		})
 		ctx := timeout(t, 3*time.Minute)
@@ -98,7 +98,7 @@ func TestDispatcherKilledMidAttempt(t *testing.T) {
 		s.dispatcher.Kill()
 		killed := time.Now()
 		s.addNode(ctx, pool)
-		s.waitJob(ctx, runner.Name(id, 1), "to complete", func(j *batchv1.Job) bool { return finished(j) == batchv1.JobComplete })
+		s.waitJob(ctx, runner.Name(id, 1), "to complete", func(j *batchv1.Job) bool { return testenv.JobOutcome(j) == batchv1.JobComplete })
 		time.Sleep(time.Until(killed.Add(brokerGivesUp)))
 		s.startDispatcher(ctx)
 		restarted := time.Now()
@@ -126,8 +126,8 @@ func TestDispatcherKilledMidAttempt(t *testing.T) {
 //
 // Not parallel: the filter serves every test's Triggers.
 func TestBrokerFilterRestartMidAttempt(t *testing.T) {
-	pool := newPool()
-	s := newStack(t, options{functions: map[string]string{"sleep": onPool(pool)}})
+	pool := testenv.NewPool()
+	s := newStack(t, options{functions: map[string]string{"sleep": testenv.OnPool(pool)}})
 	ctx := timeout(t, 3*time.Minute)
 	id := s.api.submit(ctx, sleep20)
 	s.api.waitFor(ctx, id, "to run", func(j job.Job) bool { return j.Status == job.Running })
@@ -156,8 +156,8 @@ func TestChannelDispatcherRestart(t *testing.T) {
 	// Nothing redelivers it; the reconciler records the attempt's success
 	// from the cluster, and the job ends succeeded with one attempt.
 	t.Run("mid-attempt", func(t *testing.T) {
-		pool := newPool()
-		s := newStack(t, options{functions: map[string]string{"sleep": onPool(pool)}, sweepAfter: 5 * time.Second})
+		pool := testenv.NewPool()
+		s := newStack(t, options{functions: map[string]string{"sleep": testenv.OnPool(pool)}, sweepAfter: 5 * time.Second})
 		ctx := timeout(t, 3*time.Minute)
 		id := s.api.submit(ctx, sleep20)
 		s.api.waitFor(ctx, id, "to run", func(j job.Job) bool { return j.Status == job.Running })
@@ -207,8 +207,8 @@ func TestChannelDispatcherRestart(t *testing.T) {
 func TestRedisUnavailableMidAttempt(t *testing.T) {
 	t.Parallel()
 	const outage = 10 * time.Second
-	pool := newPool()
-	s := newStack(t, options{functions: map[string]string{"sleep": onPool(pool)}})
+	pool := testenv.NewPool()
+	s := newStack(t, options{functions: map[string]string{"sleep": testenv.OnPool(pool)}})
 	ctx := timeout(t, 3*time.Minute)
 	id := s.api.submit(ctx, sleep20)
 	s.api.waitFor(ctx, id, "to run", func(j job.Job) bool { return j.Status == job.Running })
@@ -222,7 +222,7 @@ func TestRedisUnavailableMidAttempt(t *testing.T) {
 		}
 	})
 	s.addNode(ctx, pool)
-	s.waitJob(ctx, runner.Name(id, 1), "to complete", func(j *batchv1.Job) bool { return finished(j) == batchv1.JobComplete })
+	s.waitJob(ctx, runner.Name(id, 1), "to complete", func(j *batchv1.Job) bool { return testenv.JobOutcome(j) == batchv1.JobComplete })
 	t.Logf("the attempt's Job completed %s into the outage", time.Since(paused).Round(time.Millisecond))
 	if time.Since(paused) > outage {
 		t.Fatalf("the Job completed %s into the outage, after it: the test proves nothing", time.Since(paused))
@@ -252,7 +252,7 @@ func checkOneSuccess(t *testing.T, s *stack, id string, j job.Job) {
 	if diff := cmp.Diff([]attemptSummary{succeeded(id, 1)}, summarize(j.Attempts)); diff != "" {
 		t.Errorf("job %s attempts (-want +got):\n%s", id, diff)
 	}
-	if diff := cmp.Diff(attemptNames(id, 1, 1), jobNames(s.jobs(ctx, id))); diff != "" {
+	if diff := cmp.Diff(attemptNames(id, 1, 1), testenv.JobNames(s.jobs(ctx, id))); diff != "" {
 		t.Errorf("Jobs of job %s (-want +got):\n%s", id, diff)
 	}
 	if diff := cmp.Diff(job.Stats{Succeeded: 1}, s.api.stats(ctx)); diff != "" {
@@ -359,8 +359,8 @@ func TestPostWhileBrokerDown(t *testing.T) {
 // the job must end succeeded with one attempt once a dispatcher runs.
 func TestDispatcherTerminatedMidAttempt(t *testing.T) {
 	t.Parallel()
-	pool := newPool()
-	s := newStack(t, options{functions: map[string]string{"sleep": onPool(pool)}})
+	pool := testenv.NewPool()
+	s := newStack(t, options{functions: map[string]string{"sleep": testenv.OnPool(pool)}})
 	ctx := timeout(t, 3*time.Minute)
 	id := s.api.submit(ctx, sleep20)
 	s.api.waitFor(ctx, id, "to run", func(j job.Job) bool { return j.Status == job.Running })
@@ -371,7 +371,7 @@ func TestDispatcherTerminatedMidAttempt(t *testing.T) {
 	}
 	terminated := time.Now()
 	s.addNode(ctx, pool)
-	s.waitJob(ctx, runner.Name(id, 1), "to complete", func(j *batchv1.Job) bool { return finished(j) == batchv1.JobComplete })
+	s.waitJob(ctx, runner.Name(id, 1), "to complete", func(j *batchv1.Job) bool { return testenv.JobOutcome(j) == batchv1.JobComplete })
 	completed := time.Since(terminated)
 	select {
 	case <-old.Done():
