@@ -148,17 +148,10 @@ func (s *Server) getSchedule(w http.ResponseWriter, r *http.Request) {
 
 // deleteSchedule marks the schedule deleted in the store before it deletes
 // the schedule itself: a PingSource ticks on while it is being deleted, and
-// the dispatcher drops the ticks of a schedule marked so. A deletion that
-// fails takes the mark back.
+// the store refuses new jobs of a schedule marked so. A deletion that fails,
+// also of a schedule that does not exist, takes the mark back.
 func (s *Server) deleteSchedule(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if _, err := s.cfg.Schedules.Get(r.Context(), id); errors.Is(err, schedule.ErrNotFound) {
-		problem.Write(w, r, problem.NotFound, "no schedule "+strconv.Quote(id))
-		return
-	} else if err != nil {
-		s.internalError(w, r, "deleting a schedule", err)
-		return
-	}
 	if err := s.cfg.Store.MarkScheduleDeleted(r.Context(), id); err != nil {
 		s.internalError(w, r, "deleting a schedule", err)
 		return

@@ -109,35 +109,18 @@ func (d *Dispatcher) Receive(ctx context.Context, e cloudevents.Event) protocol.
 		log.Warn("refusing an event that can never become a job", "error", err)
 		return cloudevents.NewHTTPResult(http.StatusBadRequest, "%s", err)
 	}
-	if req.Schedule != "" {
-		var drop bool
-		if err := d.retry(ctx, log, "reading the schedule", func() error {
-			deleted, err := d.store.ScheduleDeleted(ctx, req.Schedule)
-			if err != nil || !deleted {
-				return err
-			}
-			// A tick from before the deletion already made its job, which
-			// goes on; a new one makes none.
-			_, err = d.store.Get(ctx, id)
-			drop = errors.Is(err, store.ErrNotFound)
-			if drop {
-				return nil
-			}
-			return err
-		}); err != nil {
-			return d.unavailable(log, err)
-		}
-		if drop {
-			// Its PingSource ticks on until Knative has deleted it.
-			log.Info("dropping a tick of a deleted schedule", "schedule", req.Schedule)
-			return cloudevents.ResultACK
-		}
-	}
 	var j job.Job
-	if err := d.retry(ctx, log, "recording the job", func() (err error) {
+	err = d.retry(ctx, log, "recording the job", func() (err error) {
 		j, _, err = d.store.Create(ctx, id, req, "")
 		return err
-	}); err != nil {
+	})
+	switch {
+	case errors.Is(err, store.ErrScheduleDeleted):
+		// Its PingSource ticks on until Knative has deleted it; a tick
+		// from before the deletion made its job, which goes on.
+		log.Info("dropping a tick of a deleted schedule", "schedule", req.Schedule)
+		return cloudevents.ResultACK
+	case err != nil:
 		return d.unavailable(log, err)
 	}
 	if j.Status.Terminal() {
@@ -298,6 +281,10 @@ func (d *Dispatcher) DeadLetter(ctx context.Context, e cloudevents.Event) protoc
 		// A job refused before it was ever recorded, such as a schedule
 		// tick for an unknown function, still counts as one failed job.
 		j, _, err := d.store.Create(ctx, id, req, "")
+		if errors.Is(err, store.ErrScheduleDeleted) {
+			result = store.DeadLetterIgnored
+			return nil
+		}
 		if err != nil {
 			return err
 		}

@@ -28,7 +28,7 @@ func transient(err error) bool {
 	switch {
 	case errors.As(err, &p), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return false
-	case errors.Is(err, store.ErrTransition), errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, store.ErrTransition), errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrScheduleDeleted):
 		return false
 	case apierrors.IsInvalid(err), apierrors.IsForbidden(err), apierrors.IsUnauthorized(err), apierrors.IsBadRequest(err):
 		return false

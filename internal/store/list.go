@@ -61,11 +61,21 @@ func (s *Store) List(ctx context.Context, opts ListOptions) (Page, error) {
 	if err != nil {
 		return Page{}, fmt.Errorf("store.List: %w", err)
 	}
-	page := Page{Jobs: make([]job.Job, 0, len(members))}
+	var page Page
 	if len(members) > opts.Limit {
 		members = members[:opts.Limit]
 		page.Next = base64.RawURLEncoding.EncodeToString([]byte(members[len(members)-1]))
 	}
+	if page.Jobs, err = s.records(ctx, members); err != nil {
+		return Page{}, fmt.Errorf("store.List: %w", err)
+	}
+	return page, nil
+}
+
+// records reads the jobs of index members in one round trip, in their
+// order. A job whose record expired since it was indexed is left out; the
+// next create trims its entry.
+func (s *Store) records(ctx context.Context, members []string) ([]job.Job, error) {
 	cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, m := range members {
 			p.HGetAll(ctx, jobKey(memberID(m)))
@@ -73,18 +83,19 @@ func (s *Store) List(ctx context.Context, opts ListOptions) (Page, error) {
 		return nil
 	})
 	if err != nil {
-		return Page{}, fmt.Errorf("store.List: %w", err)
+		return nil, err
 	}
+	jobs := make([]job.Job, 0, len(members))
 	for _, c := range cmds {
 		fields := c.(*redis.MapStringStringCmd).Val()
 		if len(fields) == 0 {
-			continue // expired since it was indexed; the next create trims it
+			continue
 		}
 		j, err := decodeJob(fields)
 		if err != nil {
-			return Page{}, fmt.Errorf("store.List: %w", err)
+			return nil, err
 		}
-		page.Jobs = append(page.Jobs, j)
+		jobs = append(jobs, j)
 	}
-	return page, nil
+	return jobs, nil
 }

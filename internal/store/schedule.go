@@ -8,8 +8,8 @@ import (
 // MarkScheduleDeleted records that schedule id is deleted, for the
 // retention period. A PingSource goes on ticking while it is being deleted
 // (Knative's adapter stops it only once the object is gone, and a finalizer
-// may hold it for a while), so the dispatcher drops the ticks of a schedule
-// marked so.
+// may hold it for a while), so Create refuses new jobs of a schedule marked
+// so, and the dispatcher drops their ticks.
 func (s *Store) MarkScheduleDeleted(ctx context.Context, id string) error {
 	if err := s.rdb.Set(ctx, deletedScheduleKey(id), "1", s.retention).Err(); err != nil {
 		return fmt.Errorf("store.MarkScheduleDeleted: %w", err)
@@ -24,13 +24,4 @@ func (s *Store) UnmarkScheduleDeleted(ctx context.Context, id string) error {
 		return fmt.Errorf("store.UnmarkScheduleDeleted: %w", err)
 	}
 	return nil
-}
-
-// ScheduleDeleted reports whether schedule id was deleted.
-func (s *Store) ScheduleDeleted(ctx context.Context, id string) (bool, error) {
-	n, err := s.rdb.Exists(ctx, deletedScheduleKey(id)).Result()
-	if err != nil {
-		return false, fmt.Errorf("store.ScheduleDeleted: %w", err)
-	}
-	return n == 1, nil
 }

@@ -28,6 +28,9 @@ var (
 	ErrTransition = errors.New("transition not allowed")
 	// ErrBadCursor is returned by List for a cursor it did not issue.
 	ErrBadCursor = errors.New("malformed cursor")
+	// ErrScheduleDeleted is returned by Create for a new job of a schedule
+	// that MarkScheduleDeleted marked.
+	ErrScheduleDeleted = errors.New("schedule deleted")
 )
 
 // Options configure a Store.
@@ -72,14 +75,15 @@ func (s *Store) Ping(ctx context.Context) error {
 //
 // KEYS[1] job hash, KEYS[2] index, KEYS[3] status:queued, KEYS[4] stats,
 // KEYS[5] idempotency key (only read when ARGV[8] is "1"),
-// KEYS[6] status:succeeded, KEYS[7] status:failed.
+// KEYS[6] status:succeeded, KEYS[7] status:failed, KEYS[8] the schedule's
+// deletion mark (only read when ARGV[4] is not "").
 // ARGV[1] id, ARGV[2] function, ARGV[3] args JSON, ARGV[4] schedule,
 // ARGV[5] now (Unix ms), ARGV[6] index member, ARGV[7] retention (s),
 // ARGV[8] "1" to honour the idempotency key, ARGV[9] the oldest member kept,
 // or "" not to trim.
 //
 // Returns {1, id} when created, {0, id} with the ID that already stands for
-// this job or idempotency key. It also trims index entries older than the
+// this job or idempotency key, {-1, ""} for a new job of a deleted schedule. It also trims index entries older than the
 // retention, which keeps the index as small as the records it points to.
 var createScript = redis.NewScript(`
 if ARGV[8] == "1" then
@@ -87,6 +91,7 @@ if ARGV[8] == "1" then
   if first then return {0, first} end
 end
 if redis.call("EXISTS", KEYS[1]) == 1 then return {0, ARGV[1]} end
+if ARGV[4] ~= "" and redis.call("EXISTS", KEYS[8]) == 1 then return {-1, ""} end
 redis.call("HSET", KEYS[1], "id", ARGV[1], "function", ARGV[2], "args", ARGV[3],
   "schedule", ARGV[4], "status", "queued", "attempt", 0, "member", ARGV[6],
   "createdAt", ARGV[5], "updatedAt", ARGV[5])
@@ -106,7 +111,9 @@ return {1, ARGV[1]}
 
 // Create records a queued job for req under id. With a non-empty
 // idempotencyKey, a key seen before returns the job first created for it.
-// created is false when the job, or the key, existed already.
+// created is false when the job, or the key, existed already. A new job of
+// a schedule marked deleted is refused with ErrScheduleDeleted; one that
+// exists is returned as it is.
 func (s *Store) Create(ctx context.Context, id string, req job.Request, idempotencyKey string) (j job.Job, created bool, err error) {
 	now := s.now()
 	args, err := json.Marshal(argsOrEmpty(req.Args))
@@ -118,14 +125,18 @@ func (s *Store) Create(ctx context.Context, id string, req job.Request, idempote
 		useKey, key = "1", idemKey(idempotencyKey)
 	}
 	res, err := createScript.Run(ctx, s.rdb,
-		[]string{jobKey(id), indexKey(), statusKey(job.Queued), statsKey(), key, statusKey(job.Succeeded), statusKey(job.Failed)},
+		[]string{jobKey(id), indexKey(), statusKey(job.Queued), statsKey(), key, statusKey(job.Succeeded), statusKey(job.Failed),
+			deletedScheduleKey(req.Schedule)},
 		id, req.Function, args, req.Schedule, now.UnixMilli(), member(now, id), int64(s.retention/time.Second), useKey,
 		s.trimBound(now),
 	).Slice()
 	if err != nil {
 		return job.Job{}, false, fmt.Errorf("store.Create: %w", err)
 	}
-	if res[0].(int64) == 1 {
+	switch res[0].(int64) {
+	case -1:
+		return job.Job{}, false, fmt.Errorf("store.Create %s: schedule %s: %w", id, req.Schedule, ErrScheduleDeleted)
+	case 1:
 		at := time.UnixMilli(now.UnixMilli())
 		return job.Job{
 			ID: id, Function: req.Function, Args: argsOrEmpty(req.Args), Status: job.Queued,

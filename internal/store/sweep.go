@@ -44,14 +44,14 @@ func (s *Store) Stale(ctx context.Context, age time.Duration, limit int) ([]job.
 		}
 		members = append(members, page...)
 	}
+	jobs, err := s.records(ctx, members)
+	if err != nil {
+		return nil, fmt.Errorf("store.Stale: %w", err)
+	}
 	var stale []job.Job
-	for _, m := range members {
+	for _, j := range jobs {
 		if len(stale) == limit {
 			break
-		}
-		j, err := s.Get(ctx, memberID(m))
-		if err != nil {
-			continue // expired or removed since the range was read
 		}
 		switch {
 		case j.Status == job.Queued && len(j.Attempts) == 0:
