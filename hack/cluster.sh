@@ -18,13 +18,7 @@ port=${1:-8090}
 export CGO_ENABLED=${CGO_ENABLED:-0}
 export GOFLAGS=${GOFLAGS:--trimpath}
 
-if ! command -v redis-server >/dev/null; then
-  echo "cluster.sh: installing redis-server..." >&2
-  sudo=()
-  [[ $EUID -eq 0 ]] || sudo=(sudo)
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null
-fi
+hack/redis-server.sh >/dev/null
 
 tools=(kube kwok knative)
 [[ -n ${KUBEBUILDER_ASSETS:-} ]] || tools+=(etcd)

@@ -13,14 +13,7 @@ begin=$SECONDS
 export CGO_ENABLED=${CGO_ENABLED:-0}
 export GOFLAGS=${GOFLAGS:--trimpath}
 
-if ! command -v redis-server >/dev/null; then
-  echo "test.sh: installing redis-server..." >&2
-  sudo=()
-  [[ $EUID -eq 0 ]] || sudo=(sudo)
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null
-fi
-KJOBS_REDIS_SERVER=$(command -v redis-server)
+KJOBS_REDIS_SERVER=$(hack/redis-server.sh)
 export KJOBS_REDIS_SERVER
 
 # kube-apiserver and etcd come from KUBEBUILDER_ASSETS when it is set (then

@@ -153,34 +153,14 @@ func (c *cluster) start() error {
 	c.startKwok(mods[kwokModule])
 
 	err = parallel(
-		func() error {
-			if err := c.waitControllerManager(ctx); err != nil {
-				return err
-			}
-			step("kube-controller-manager ready")
-			return nil
-		},
-		func() error {
-			if err := c.createNode(ctx); err != nil {
-				return err
-			}
-			step("node " + nodeName + " ready")
-			return nil
-		},
-		func() error {
-			if err := c.applyKnativeCRDs(ctx, mods[eventingModule], mods[servingModule]); err != nil {
-				return err
-			}
-			step("Knative CRDs established")
-			return nil
-		},
-		func() error {
-			if err := c.applyEventingConfig(ctx, mods[eventingModule]); err != nil {
-				return err
-			}
-			step("Knative Eventing's configuration applied")
-			return nil
-		},
+		reported(step, "kube-controller-manager ready", func() error { return c.waitControllerManager(ctx) }),
+		reported(step, "node "+nodeName+" ready", func() error { return c.createNode(ctx) }),
+		reported(step, "Knative CRDs established", func() error {
+			return c.applyKnativeCRDs(ctx, mods[eventingModule], mods[servingModule])
+		}),
+		reported(step, "Knative Eventing's configuration applied", func() error {
+			return c.applyEventingConfig(ctx, mods[eventingModule])
+		}),
 	)
 	if err != nil {
 		return err
@@ -285,6 +265,17 @@ func get(client *http.Client, url, token string) (string, error) {
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	return strings.TrimSpace(string(body)), err
+}
+
+// reported returns fn, which reports what with step once it succeeded.
+func reported(step func(string), what string, fn func() error) func() error {
+	return func() error {
+		if err := fn(); err != nil {
+			return err
+		}
+		step(what)
+		return nil
+	}
 }
 
 // parallel runs fns at once and returns all their errors.

@@ -195,13 +195,7 @@ func (k *kjobs) start(parent context.Context) (string, error) {
 
 	var apiEnv, dispatcherEnv []string
 	err = parallel(
-		func() error {
-			if err := k.waitBroker(ctx); err != nil {
-				return err
-			}
-			step("Broker kjobs Ready")
-			return nil
-		},
+		reported(step, "Broker kjobs Ready", func() error { return k.waitBroker(ctx) }),
 		func() error {
 			var err error
 			if apiEnv, err = k.serviceEnv(ctx, apiService); err != nil {
@@ -254,13 +248,7 @@ func (k *kjobs) start(parent context.Context) (string, error) {
 	var waits []func() error
 	for _, tr := range k.triggers {
 		name := str(tr, "metadata", "name")
-		waits = append(waits, func() error {
-			if err := k.waitTrigger(ctx, name); err != nil {
-				return err
-			}
-			step("Trigger " + name + " Ready")
-			return nil
-		})
+		waits = append(waits, reported(step, "Trigger "+name+" Ready", func() error { return k.waitTrigger(ctx, name) }))
 	}
 	if err := parallel(waits...); err != nil {
 		return "", err

@@ -321,23 +321,14 @@ func (c *cluster) startDataPlane(ctx context.Context, step func(string)) error {
 	var starts []func() error
 	for _, s := range services {
 		c.services[s.name] = s
-		starts = append(starts, func() error {
-			if err := c.startService(ctx, s); err != nil {
-				return err
-			}
-			step(s.name + " ready")
-			return nil
-		})
+		starts = append(starts, reported(step, s.name+" ready", func() error { return c.startService(ctx, s) }))
 	}
 	// The reconcilers mark Brokers Ready only once these are Available.
-	starts = append(starts, func() error {
-		if _, err := c.kubectl(ctx, nil, "wait", "--for=condition=Available", "--timeout=2m",
-			"-n", systemNamespace, "deployment", "--all"); err != nil {
-			return err
-		}
-		step("Knative Eventing's Deployments available")
-		return nil
-	})
+	starts = append(starts, reported(step, "Knative Eventing's Deployments available", func() error {
+		_, err := c.kubectl(ctx, nil, "wait", "--for=condition=Available", "--timeout=2m",
+			"-n", systemNamespace, "deployment", "--all")
+		return err
+	}))
 	if err := parallel(starts...); err != nil {
 		return err
 	}
