@@ -148,25 +148,33 @@ func (s *Server) getSchedule(w http.ResponseWriter, r *http.Request) {
 
 // deleteSchedule marks the schedule deleted in the store before it deletes
 // the schedule itself: a PingSource ticks on while it is being deleted, and
-// the store refuses new jobs of a schedule marked so. A deletion that fails,
-// also of a schedule that does not exist, takes the mark back.
+// the store refuses new jobs of a schedule marked so. The mark stays once
+// the schedule is gone or going; a deletion that fails otherwise takes it
+// back. A schedule that does not exist is answered 404 before anything is
+// written.
 func (s *Server) deleteSchedule(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	notFound := func() { problem.Write(w, r, problem.NotFound, "no schedule "+strconv.Quote(id)) }
+	if _, err := s.cfg.Schedules.Get(r.Context(), id); errors.Is(err, schedule.ErrNotFound) {
+		notFound()
+		return
+	} else if err != nil {
+		s.internalError(w, r, "deleting a schedule", err)
+		return
+	}
 	if err := s.cfg.Store.MarkScheduleDeleted(r.Context(), id); err != nil {
 		s.internalError(w, r, "deleting a schedule", err)
 		return
 	}
-	err := s.cfg.Schedules.Delete(r.Context(), id)
-	if err == nil {
+	switch err := s.cfg.Schedules.Delete(r.Context(), id); {
+	case err == nil:
 		w.WriteHeader(http.StatusNoContent)
-		return
+	case errors.Is(err, schedule.ErrNotFound):
+		notFound() // deleted meanwhile
+	default:
+		if uerr := s.cfg.Store.UnmarkScheduleDeleted(context.WithoutCancel(r.Context()), id); uerr != nil {
+			s.cfg.Log.Error("taking back the deletion mark of a schedule that was not deleted", "schedule", id, "error", uerr)
+		}
+		s.internalError(w, r, "deleting a schedule", err)
 	}
-	if uerr := s.cfg.Store.UnmarkScheduleDeleted(context.WithoutCancel(r.Context()), id); uerr != nil {
-		s.cfg.Log.Error("taking back the deletion mark of a schedule that was not deleted", "schedule", id, "error", uerr)
-	}
-	if errors.Is(err, schedule.ErrNotFound) {
-		problem.Write(w, r, problem.NotFound, "no schedule "+strconv.Quote(id))
-		return
-	}
-	s.internalError(w, r, "deleting a schedule", err)
 }
