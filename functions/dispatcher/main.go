@@ -8,6 +8,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -62,6 +63,9 @@ type envConfig struct {
 	FunctionsConfigMap string `envconfig:"KJOBS_FUNCTIONS_CONFIGMAP" default:"kjobs-functions"`
 	// Retention is how long finished jobs are kept.
 	Retention time.Duration `envconfig:"KJOBS_RETENTION" default:"168h"`
+	// MaxRunning caps how many jobs of every function run at once; 0 is no
+	// cap. Each function's own cap is maxRunning in its ConfigMap entry.
+	MaxRunning int `envconfig:"KJOBS_MAX_RUNNING" default:"0"`
 }
 
 func main() {
@@ -84,6 +88,9 @@ func run(log *slog.Logger) error {
 	var env envConfig
 	if err := envconfig.Process("", &env); err != nil {
 		return err
+	}
+	if env.MaxRunning < 0 {
+		return fmt.Errorf("KJOBS_MAX_RUNNING: %d: want 0 (no cap) or more", env.MaxRunning)
 	}
 	redisOpts, err := redis.ParseURL(env.RedisURL)
 	if err != nil {
@@ -121,6 +128,17 @@ func run(log *slog.Logger) error {
 	var g errgroup.Group
 	g.Go(func() error { return d.Reconcile(ctx) })
 	g.Go(func() error { return d.Sweep(ctx, sender, env.SweepAfter) })
+	g.Go(func() error { return d.HandOff(ctx, sender) })
+	g.Go(func() error { return d.Cancels(ctx) })
+	g.Go(func() error {
+		return runner.WatchFunctions(ctx, func(data map[string]string) {
+			caps, err := dispatch.CapsFor(env.MaxRunning, data)
+			if err != nil {
+				log.Error("the functions ConfigMap has malformed entries; their functions are not capped", "error", err)
+			}
+			d.PutCaps(ctx, caps)
+		})
+	})
 	// A delivery waits for its Job, so the write timeout outlasts a job.
 	err = httpserver.New(handler, httpserver.Timeouts{Write: env.JobDeadline + time.Minute}, log).Serve(serving, l)
 	cancel()

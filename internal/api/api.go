@@ -89,6 +89,7 @@ func New(cfg Config) *Server {
 	private("GET /jobs", s.listJobs)
 	private("GET /jobs/stats", s.stats)
 	private("GET /jobs/{id}", s.getJob)
+	private("POST /jobs/{id}/cancel", s.cancelJob)
 	private("POST /jobs/schedule", s.createSchedule)
 	private("GET /jobs/schedule", s.listSchedules)
 	private("GET /jobs/schedule/{id}", s.getSchedule)

@@ -144,6 +144,40 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, j)
 }
 
+// cancelJob ends a job canceled. The API only records it: a dispatcher
+// stops the attempt, so the API needs no access to Jobs.
+func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if job.ValidateID(id) != nil {
+		problem.Write(w, r, problem.NotFound, "no job "+strconv.Quote(id))
+		return
+	}
+	_, err := s.cfg.Store.Cancel(r.Context(), id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		problem.Write(w, r, problem.NotFound, "no job "+strconv.Quote(id)+"; finished jobs are kept for the retention period")
+		return
+	case errors.Is(err, store.ErrFinished):
+		j, gerr := s.cfg.Store.Get(r.Context(), id)
+		status := "ended"
+		if gerr == nil {
+			status = string(j.Status)
+		}
+		problem.Write(w, r, problem.JobFinished, fmt.Sprintf("job %s has %s; only a job that has not ended can be canceled", id, status))
+		return
+	case err != nil:
+		s.internalError(w, r, "canceling a job", err)
+		return
+	}
+	j, err := s.cfg.Store.Get(r.Context(), id)
+	if err != nil {
+		s.internalError(w, r, "reading a job", err)
+		return
+	}
+	w.Header().Set("Location", "/jobs/"+id)
+	writeJSON(w, http.StatusAccepted, j)
+}
+
 func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	for name := range q {

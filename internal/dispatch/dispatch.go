@@ -77,7 +77,8 @@ func (d *Dispatcher) Reconcile(ctx context.Context) error {
 // Record keeps what the runner observed of attempt a of job id. Repeating it
 // is a no-op, so the reconciler and the delivery that waited for the attempt
 // may both record it. An attempt of a job that has no record, such as one
-// whose record expired, is ignored: nothing could show it.
+// whose record expired, is ignored: nothing could show it. A running
+// attempt of a canceled job is stopped.
 func (d *Dispatcher) Record(ctx context.Context, id string, a job.Attempt) error {
 	var err error
 	if a.Outcome == job.OutcomeRunning {
@@ -86,6 +87,12 @@ func (d *Dispatcher) Record(ctx context.Context, id string, a job.Attempt) error
 		_, err = d.store.Finish(ctx, id, a)
 	}
 	switch {
+	case errors.Is(err, store.ErrCanceled):
+		// The job was canceled and its attempt runs all the same: the
+		// dispatcher that took the cancel died before stopping it, or a
+		// delivery created the Job as the cancel landed.
+		d.log.Info("stopping an attempt of a canceled job", "job", id, "attempt", a.Attempt)
+		return d.runner.Stop(ctx, id)
 	case errors.Is(err, store.ErrNotFound):
 		d.log.Warn("an attempt of a job without a record", "job", id, "attempt", a.Attempt, "outcome", a.Outcome)
 		return nil
@@ -143,15 +150,46 @@ func (d *Dispatcher) Receive(ctx context.Context, e cloudevents.Event) protocol.
 		return d.finish(ctx, log, id, *done)
 	}
 	log = log.With("attempt", n)
-	if err := d.retry(ctx, log, "starting the attempt", func() error {
+	if !exists(inCluster, n) {
+		// A new attempt needs a slot when a cap holds its function. A job
+		// without one is answered at once, so that however long it waits
+		// it meets no delivery timeout and spends none of its retries; its
+		// event is sent again when it is admitted (HandOff).
+		var adm store.Admission
+		err := d.retry(ctx, log, "taking a slot", func() (err error) {
+			adm, err = d.store.Acquire(ctx, id)
+			if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrFinished) {
+				return permanent(err)
+			}
+			return err
+		})
+		switch {
+		case errors.Is(err, store.ErrFinished):
+			log.Info("job ended before its attempt started")
+			return cloudevents.ResultACK
+		case err != nil:
+			return d.unavailable(log, err)
+		case adm == store.Wait:
+			log.Info("waiting for a slot")
+			return cloudevents.NewHTTPResult(http.StatusAccepted, "")
+		}
+	}
+	err = d.retry(ctx, log, "starting the attempt", func() error {
 		_, err := d.store.Start(ctx, id, job.Attempt{
 			Attempt: n, Job: runner.Name(id, n), StartedAt: d.now().UTC(), Outcome: job.OutcomeRunning,
 		})
-		if errors.Is(err, store.ErrNotFound) {
-			return permanent(err) // expired between Create and here; the redelivery creates it
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrCanceled) {
+			// Expired between Create and here, and the redelivery creates
+			// it; or canceled, and nothing is to run.
+			return permanent(err)
 		}
 		return err
-	}); err != nil {
+	})
+	switch {
+	case errors.Is(err, store.ErrCanceled):
+		log.Info("job canceled before its attempt started")
+		return cloudevents.ResultACK
+	case err != nil:
 		return d.unavailable(log, err)
 	}
 	if err := d.retry(ctx, log, "creating the attempt's Job", func() error {
@@ -161,6 +199,11 @@ func (d *Dispatcher) Receive(ctx context.Context, e cloudevents.Event) protocol.
 		return d.unavailable(log, err)
 	}
 	a, err := d.runner.Wait(ctx, id, n)
+	if d.canceled(ctx, id) {
+		// Its attempt was stopped; the Broker must not try again.
+		log.Info("job canceled while its attempt ran")
+		return cloudevents.ResultACK
+	}
 	if err != nil {
 		// Most likely the Broker's delivery timeout ended the request. The
 		// attempt goes on and the reconciler records it; a redelivery
@@ -195,6 +238,24 @@ func next(stored, inCluster []job.Attempt) (int, *job.Attempt) {
 		return last.Attempt + 1, nil
 	}
 	return last.Attempt, nil
+}
+
+// exists reports whether attempt n is one the runner knows of: a delivery
+// that adopts it needs no slot, since the attempt already runs.
+func exists(attempts []job.Attempt, n int) bool {
+	for _, a := range attempts {
+		if a.Attempt == n {
+			return true
+		}
+	}
+	return false
+}
+
+// canceled reports whether job id is canceled. An error reads as not
+// canceled: the delivery then answers as it would have.
+func (d *Dispatcher) canceled(ctx context.Context, id string) bool {
+	j, err := d.store.Get(ctx, id)
+	return err == nil && j.Status == job.Canceled
 }
 
 // finish records a finished attempt and answers for it.

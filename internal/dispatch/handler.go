@@ -120,6 +120,12 @@ func serveEvent(fn func(context.Context, cloudevents.Event) protocol.Result) htt
 			status, msg = http.StatusInternalServerError, res.Error()
 		}
 		w.WriteHeader(status)
-		_, _ = io.WriteString(w, msg)
+		// A 2xx answer must have no body: the Broker's filter reads a body
+		// as a reply event and turns one that is not into a 502, which it
+		// retries (knative.dev/eventing v0.50.0
+		// pkg/broker/filter/filter_handler.go, Handler.writeResponse).
+		if status >= 300 {
+			_, _ = io.WriteString(w, msg)
+		}
 	})
 }

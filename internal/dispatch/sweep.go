@@ -66,18 +66,24 @@ func (d *Dispatcher) sweep(ctx context.Context, sender event.Sender, age time.Du
 		if !claimed {
 			continue
 		}
-		e, err := event.NewRequested(j.ID, job.Request{Function: j.Function, Args: j.Args, Schedule: j.Schedule})
-		if err != nil {
-			log.Error("rebuilding a stale job's event failed", "error", err)
-			continue
-		}
-		sendCtx, cancel := context.WithTimeout(ctx, sendTimeout)
-		err = sender.Send(sendCtx, e)
-		cancel()
-		if err != nil {
+		if err := resend(ctx, sender, j); err != nil {
 			log.Warn("re-sending a stale job's event failed; a sweep tries again once the claim expires", "error", err)
 			continue
 		}
 		log.Info("re-sent the event of a job no delivery was moving", "updatedAt", j.UpdatedAt)
 	}
+}
+
+// resend sends job j's event to the Broker again, with the job's ID, so
+// that the delivery it starts adopts whatever exists. It is a
+// dev.kjobs.job.requested whatever started the job; a schedule's job keeps
+// its schedule in the data.
+func resend(ctx context.Context, sender event.Sender, j job.Job) error {
+	e, err := event.NewRequested(j.ID, job.Request{Function: j.Function, Args: j.Args, Schedule: j.Schedule})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, sendTimeout)
+	defer cancel()
+	return sender.Send(ctx, e)
 }

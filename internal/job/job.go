@@ -53,14 +53,16 @@ type Attempt struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// Stats are the job counters. Succeeded, Failed and Retries count every job
-// once, however often its event was delivered; Queued, Running and Retrying
-// count jobs by their current status.
+// Stats are the job counters. Succeeded, Failed, Canceled and Retries count
+// every job once, however often its event was delivered; Queued, Waiting,
+// Running and Retrying count jobs by their current status.
 type Stats struct {
 	Succeeded int64 `json:"succeeded"`
 	Failed    int64 `json:"failed"`
+	Canceled  int64 `json:"canceled"`
 	Retries   int64 `json:"retries"`
 	Queued    int64 `json:"queued"`
+	Waiting   int64 `json:"waiting"`
 	Running   int64 `json:"running"`
 	Retrying  int64 `json:"retrying"`
 }

@@ -4,13 +4,21 @@ import "testing"
 
 func TestCanMove(t *testing.T) {
 	allowed := map[[2]Status]bool{
+		{Queued, Waiting}:    true,
 		{Queued, Running}:    true,
 		{Queued, Failed}:     true,
+		{Queued, Canceled}:   true,
+		{Waiting, Running}:   true,
+		{Waiting, Failed}:    true,
+		{Waiting, Canceled}:  true,
 		{Running, Retrying}:  true,
 		{Running, Succeeded}: true,
 		{Running, Failed}:    true,
+		{Running, Canceled}:  true,
+		{Retrying, Waiting}:  true,
 		{Retrying, Running}:  true,
 		{Retrying, Failed}:   true,
+		{Retrying, Canceled}: true,
 	}
 	for _, from := range Statuses {
 		for _, to := range Statuses {

@@ -34,6 +34,7 @@ var (
 	InvalidCursor        = Kind{"invalid-cursor", "The cursor is not one this API issued", http.StatusBadRequest}
 	InvalidHeader        = Kind{"invalid-header", "A request header is invalid", http.StatusBadRequest}
 	IdempotencyKeyReused = Kind{"idempotency-key-reused", "The Idempotency-Key was used for another request", http.StatusUnprocessableEntity}
+	JobFinished          = Kind{"job-finished", "The job has ended", http.StatusConflict}
 	Unauthorized         = Kind{"unauthorized", "A valid bearer token is required", http.StatusUnauthorized}
 	NotFound             = Kind{"not-found", "Not found", http.StatusNotFound}
 	MethodNotAllowed     = Kind{"method-not-allowed", "Method not allowed", http.StatusMethodNotAllowed}

@@ -55,4 +55,9 @@ type Runner interface {
 	// that started or ended before it was called. A Record that fails is
 	// retried with backoff. It returns when ctx is done.
 	Reconcile(ctx context.Context, rec Recorder) error
+	// Stop stops every attempt of the job that still runs: its Job is
+	// deleted with its pods, or its child process killed. The attempt then
+	// ends as any deleted attempt does. Stopping a job with nothing
+	// running is a no-op.
+	Stop(ctx context.Context, jobID string) error
 }

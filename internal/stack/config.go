@@ -6,6 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/kjobs/kjobs/internal/dispatch"
+	"github.com/kjobs/kjobs/internal/runner/kube"
+	"github.com/kjobs/kjobs/internal/store"
 )
 
 // Config configures the local stack. Each field is read from the
@@ -54,6 +58,13 @@ type Config struct {
 	SweepAfter time.Duration `envconfig:"KJOBS_SWEEP_AFTER" default:"2m"`
 	// Broker is the Broker that PingSources send to. Defaults to kjobs.
 	Broker string `envconfig:"KJOBS_BROKER" default:"kjobs"`
+	// MaxRunning caps how many jobs of every function run at once. Defaults
+	// to 0, no cap.
+	MaxRunning int `envconfig:"KJOBS_MAX_RUNNING" default:"0"`
+	// FunctionsFile stands for the functions ConfigMap: one YAML mapping of
+	// function name, or _default, to its entry, such as
+	// `sleep: {maxRunning: 2}`. Defaults to none. It is read at start.
+	FunctionsFile string `envconfig:"KJOBS_FUNCTIONS_FILE"`
 }
 
 // Runners.
@@ -78,6 +89,9 @@ func (c *Config) validate() error {
 	if c.SweepAfter <= 0 {
 		return fmt.Errorf("KJOBS_SWEEP_AFTER %s: want a positive duration", c.SweepAfter)
 	}
+	if c.MaxRunning < 0 {
+		return fmt.Errorf("KJOBS_MAX_RUNNING %d: want 0 (no cap) or more", c.MaxRunning)
+	}
 	if c.JobDeadline <= 0 {
 		return fmt.Errorf("KJOBS_JOB_DEADLINE %s: want a positive duration", c.JobDeadline)
 	}
@@ -101,4 +115,23 @@ func (c *Config) validate() error {
 		return fmt.Errorf("KJOBS_RUNNER %q: want local or kubernetes", c.Runner)
 	}
 	return nil
+}
+
+// caps reads the concurrency caps: KJOBS_MAX_RUNNING and the maxRunning of
+// the functions file's entries. Unlike the dispatcher, which skips a
+// malformed ConfigMap entry so that one bad key stops nothing, the stack
+// refuses to start: the file is the user's, at hand to fix.
+func (c *Config) caps() (store.Caps, error) {
+	var data map[string]string
+	if c.FunctionsFile != "" {
+		var err error
+		if data, err = kube.ReadFunctionsFile(c.FunctionsFile); err != nil {
+			return store.Caps{}, fmt.Errorf("KJOBS_FUNCTIONS_FILE: %w", err)
+		}
+	}
+	caps, err := dispatch.CapsFor(c.MaxRunning, data)
+	if err != nil {
+		return store.Caps{}, fmt.Errorf("KJOBS_FUNCTIONS_FILE %s: %w", c.FunctionsFile, err)
+	}
+	return caps, nil
 }

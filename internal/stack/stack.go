@@ -80,6 +80,15 @@ func Run(ctx context.Context, cfg Config, apiListener net.Listener, log *slog.Lo
 	}
 
 	d := dispatch.New(st, run, log.With("component", "dispatcher"))
+	caps, err := cfg.caps()
+	if err != nil {
+		dispatchListener.Close()
+		return fmt.Errorf("stack: %w", err)
+	}
+	if err := st.SetCaps(ctx, caps); err != nil {
+		dispatchListener.Close()
+		return fmt.Errorf("stack: %w", err)
+	}
 	dh := d.Handler(prometheus.NewRegistry())
 	// A delivery waits for its attempt: the write timeout must outlast the
 	// longest job, as the dispatcher's Knative Service timeout does.
@@ -108,6 +117,8 @@ func Run(ctx context.Context, cfg Config, apiListener net.Listener, log *slog.Lo
 	g.Go(func() error { return broker.Run(ctx) })
 	g.Go(func() error { return d.Reconcile(ctx) })
 	g.Go(func() error { return d.Sweep(ctx, broker, cfg.SweepAfter) })
+	g.Go(func() error { return d.HandOff(ctx, broker) })
+	g.Go(func() error { return d.Cancels(ctx) })
 	g.Go(func() error { return dispatchServer.Serve(ctx, dispatchListener) })
 	g.Go(func() error { return apiServer.Serve(ctx, apiListener) })
 	err = g.Wait()

@@ -16,9 +16,10 @@ const prefix = "kjobs:{kjobs}:"
 // jobKey is a HASH with one job's record:
 //
 //	id, function, args (JSON), schedule, status, attempt (current number),
-//	error, createdAt, updatedAt (Unix ms), a:<n> (attempt n as JSON), and
+//	error, createdAt, updatedAt (Unix ms), a:<n> (attempt n as JSON),
 //	deadLetter (the Broker's reason, kept while the attempt it gave up
-//	during still runs).
+//	during still runs), seq (its place in its function's queue, once it
+//	met a cap) and slot ("1" while it holds a concurrency slot).
 func jobKey(id string) string { return prefix + "job:" + id }
 
 // indexKey is a ZSET of every job, all scored 0 so that members sort by
@@ -29,8 +30,9 @@ func indexKey() string { return prefix + "index" }
 // statusKey is a ZSET like indexKey of the jobs in one status.
 func statusKey(s job.Status) string { return prefix + "status:" + string(s) }
 
-// statsKey is a HASH of counters: succeeded, failed, retries (cumulative)
-// and queued, running, retrying (jobs in that status now).
+// statsKey is a HASH of counters: succeeded, failed, canceled, retries
+// (cumulative) and queued, waiting, running, retrying (jobs in that status
+// now).
 func statsKey() string { return prefix + "stats" }
 
 // idemKey is a STRING holding the job ID first created for an
@@ -49,6 +51,39 @@ func sweepKey(id string) string { return prefix + "sweep:" + id }
 // deletedScheduleKey is a STRING that marks a deleted schedule, so that a
 // tick of its PingSource while that is still being deleted runs no job.
 func deletedScheduleKey(id string) string { return prefix + "schedule-deleted:" + id }
+
+// The concurrency caps' keys. The scripts of caps.go build the keys of a
+// function's queue and of other jobs' records from prefix too: they share
+// the hash tag, so they are in the slot of the keys a script declares.
+
+// capsKey is a HASH of the caps in force: install (every function),
+// default (a function without an entry of its own) and fn:<name>; a value
+// of "none" is a function's own entry without a cap, which replaces the
+// default's. A missing field is no cap.
+func capsKey() string { return prefix + "caps" }
+
+// slotsKey is a HASH of the slots held now: install, and fn:<name> per
+// function. A job holds one while its attempt runs (its record's slot).
+func slotsKey() string { return prefix + "slots" }
+
+// queueKey is a ZSET of the IDs of a function's jobs waiting for a slot,
+// scored by their seq, so that the lowest score came first.
+func queueKey(function string) string { return prefix + "queue:" + function }
+
+// queuesKey is a SET of the functions whose queue is not empty.
+func queuesKey() string { return prefix + "queues" }
+
+// seqKey is a STRING counter that numbers jobs as they meet a cap: their
+// arrival order, across functions.
+func seqKey() string { return prefix + "seq" }
+
+// handOffKey is a LIST of the IDs of jobs admitted to a slot whose event a
+// dispatcher must send again: their first delivery was answered at once.
+func handOffKey() string { return prefix + "handoff" }
+
+// cancelsKey is a LIST of the IDs of canceled jobs whose attempt a
+// dispatcher must stop.
+func cancelsKey() string { return prefix + "cancels" }
 
 // statusKeys lists the status ZSETs in the order the transition script
 // expects them in KEYS.

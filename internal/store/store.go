@@ -71,45 +71,62 @@ func (s *Store) Ping(ctx context.Context) error {
 	return s.rdb.Ping(ctx).Err()
 }
 
-// createScript creates a queued job unless it exists, in one round trip.
+// createScript creates a job unless it exists, in one round trip. A job
+// whose function or install is capped joins its function's queue, numbered
+// in arrival order, and is created waiting unless a slot is free for it.
 //
 // KEYS[1] job hash, KEYS[2] index, KEYS[3] status:queued, KEYS[4] stats,
 // KEYS[5] idempotency key (only read when ARGV[8] is "1"),
 // KEYS[6] status:succeeded, KEYS[7] status:failed, KEYS[8] the schedule's
-// deletion mark (only read when ARGV[4] is not "").
+// deletion mark (only read when ARGV[4] is not ""), KEYS[9] status:waiting,
+// KEYS[10] status:canceled.
 // ARGV[1] id, ARGV[2] function, ARGV[3] args JSON, ARGV[4] schedule,
 // ARGV[5] now (Unix ms), ARGV[6] index member, ARGV[7] retention (s),
 // ARGV[8] "1" to honour the idempotency key, ARGV[9] the oldest member kept,
 // or "" not to trim.
 //
-// Returns {1, id} when created, {0, id} with the ID that already stands for
-// this job or idempotency key, {-1, ""} for a new job of a deleted schedule. It also trims index entries older than the
-// retention, which keeps the index as small as the records it points to.
-var createScript = redis.NewScript(`
+// Returns {1, id, status} when created, {0, id} with the ID that already
+// stands for this job or idempotency key, {-1, ""} for a new job of a
+// deleted schedule. It also trims index entries older than the retention,
+// which keeps the index as small as the records it points to.
+var createScript = redis.NewScript(capsLib + `
 if ARGV[8] == "1" then
   local first = redis.call("GET", KEYS[5])
   if first then return {0, first} end
 end
 if redis.call("EXISTS", KEYS[1]) == 1 then return {0, ARGV[1]} end
 if ARGV[4] ~= "" and redis.call("EXISTS", KEYS[8]) == 1 then return {-1, ""} end
-redis.call("HSET", KEYS[1], "id", ARGV[1], "function", ARGV[2], "args", ARGV[3],
-  "schedule", ARGV[4], "status", "queued", "attempt", 0, "member", ARGV[6],
+local id, fn, status, set = ARGV[1], ARGV[2], "queued", KEYS[3]
+redis.call("HSET", KEYS[1], "id", id, "function", fn, "args", ARGV[3],
+  "schedule", ARGV[4], "attempt", 0, "member", ARGV[6],
   "createdAt", ARGV[5], "updatedAt", ARGV[5])
+if capped(fn) then
+  enqueue(id, fn)
+  local got = admit()
+  handOff(got, id)
+  status, set = "waiting", KEYS[9]
+  for _, a in ipairs(got) do
+    if a == id then status, set = "queued", KEYS[3] end
+  end
+end
+redis.call("HSET", KEYS[1], "status", status)
 redis.call("ZADD", KEYS[2], 0, ARGV[6])
-redis.call("ZADD", KEYS[3], 0, ARGV[6])
-redis.call("HINCRBY", KEYS[4], "queued", 1)
+redis.call("ZADD", set, 0, ARGV[6])
+redis.call("HINCRBY", KEYS[4], status, 1)
 if ARGV[8] == "1" then
-  redis.call("SET", KEYS[5], ARGV[1], "EX", ARGV[7])
+  redis.call("SET", KEYS[5], id, "EX", ARGV[7])
 end
 if ARGV[9] ~= "" then
   redis.call("ZREMRANGEBYLEX", KEYS[2], "-", "(" .. ARGV[9])
   redis.call("ZREMRANGEBYLEX", KEYS[6], "-", "(" .. ARGV[9])
   redis.call("ZREMRANGEBYLEX", KEYS[7], "-", "(" .. ARGV[9])
+  redis.call("ZREMRANGEBYLEX", KEYS[10], "-", "(" .. ARGV[9])
 end
-return {1, ARGV[1]}
+return {1, id, status}
 `)
 
-// Create records a queued job for req under id. With a non-empty
+// Create records a job for req under id: queued, or waiting when a
+// concurrency cap holds it back. With a non-empty
 // idempotencyKey, a key seen before returns the job first created for it.
 // created is false when the job, or the key, existed already. A new job of
 // a schedule marked deleted is refused with ErrScheduleDeleted; one that
@@ -126,7 +143,7 @@ func (s *Store) Create(ctx context.Context, id string, req job.Request, idempote
 	}
 	res, err := createScript.Run(ctx, s.rdb,
 		[]string{jobKey(id), indexKey(), statusKey(job.Queued), statsKey(), key, statusKey(job.Succeeded), statusKey(job.Failed),
-			deletedScheduleKey(req.Schedule)},
+			deletedScheduleKey(req.Schedule), statusKey(job.Waiting), statusKey(job.Canceled)},
 		id, req.Function, args, req.Schedule, now.UnixMilli(), member(now, id), int64(s.retention/time.Second), useKey,
 		s.trimBound(now),
 	).Slice()
@@ -139,7 +156,7 @@ func (s *Store) Create(ctx context.Context, id string, req job.Request, idempote
 	case 1:
 		at := time.UnixMilli(now.UnixMilli())
 		return job.Job{
-			ID: id, Function: req.Function, Args: argsOrEmpty(req.Args), Status: job.Queued,
+			ID: id, Function: req.Function, Args: argsOrEmpty(req.Args), Status: job.Status(res[2].(string)),
 			Attempts: []job.Attempt{}, Schedule: req.Schedule, CreatedAt: at, UpdatedAt: at,
 		}, true, nil
 	}
@@ -164,19 +181,24 @@ func argsOrEmpty(a job.Args) job.Args {
 	return a
 }
 
-// abandonScript removes a job that is still queued: the API created it but
-// could not hand its event to the Broker, so nothing will ever run it.
+// abandonScript removes a job that is still queued or waiting with no
+// attempt: the API created it but could not hand its event to the Broker,
+// so nothing will ever run it. Its place in a queue, or its slot, is given
+// up, which may admit the next job.
 //
 // KEYS[1] job hash, KEYS[2] index, KEYS[3] status:queued, KEYS[4] stats,
-// KEYS[5] idempotency key. ARGV[1] id, ARGV[2] "1" to drop the key.
-// Returns 1 when removed, 0 when the job was not queued (left as it is).
-var abandonScript = redis.NewScript(`
-local rec = redis.call("HMGET", KEYS[1], "status", "member")
-if rec[1] ~= "queued" then return 0 end
+// KEYS[5] idempotency key, KEYS[6] status:waiting. ARGV[1] id, ARGV[2] "1"
+// to drop the key.
+// Returns 1 when removed, 0 when the job had moved on (left as it is).
+var abandonScript = redis.NewScript(capsLib + `
+local rec = redis.call("HMGET", KEYS[1], "status", "member", "function", "attempt")
+if (rec[1] ~= "queued" and rec[1] ~= "waiting") or rec[4] ~= "0" then return 0 end
+dequeue(ARGV[1], rec[3])
+if release(ARGV[1], rec[3]) then handOff(admit(), nil) end
 redis.call("DEL", KEYS[1])
 redis.call("ZREM", KEYS[2], rec[2])
-redis.call("ZREM", KEYS[3], rec[2])
-redis.call("HINCRBY", KEYS[4], "queued", -1)
+redis.call("ZREM", rec[1] == "queued" and KEYS[3] or KEYS[6], rec[2])
+redis.call("HINCRBY", KEYS[4], rec[1], -1)
 if ARGV[2] == "1" and redis.call("GET", KEYS[5]) == ARGV[1] then
   redis.call("DEL", KEYS[5])
 end
@@ -192,7 +214,7 @@ func (s *Store) Abandon(ctx context.Context, id, idempotencyKey string) error {
 		useKey, key = "1", idemKey(idempotencyKey)
 	}
 	err := abandonScript.Run(ctx, s.rdb,
-		[]string{jobKey(id), indexKey(), statusKey(job.Queued), statsKey(), key}, id, useKey).Err()
+		[]string{jobKey(id), indexKey(), statusKey(job.Queued), statsKey(), key, statusKey(job.Waiting)}, id, useKey).Err()
 	if err != nil {
 		return fmt.Errorf("store.Abandon: %w", err)
 	}

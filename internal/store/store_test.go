@@ -177,6 +177,12 @@ func deadLetter() step {
 	}}
 }
 
+func cancel() step {
+	return step{"cancel", func(s *store.Store, id string) (bool, error) {
+		return s.Cancel(context.Background(), id)
+	}}
+}
+
 func TestTransitions(t *testing.T) {
 	tests := []struct {
 		name       string

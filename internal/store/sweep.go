@@ -44,6 +44,11 @@ func (s *Store) Stale(ctx context.Context, age time.Duration, limit int) ([]job.
 		}
 		members = append(members, page...)
 	}
+	admitted, err := s.admittedBefore(ctx, before)
+	if err != nil {
+		return nil, fmt.Errorf("store.Stale: %w", err)
+	}
+	members = append(members, admitted...)
 	jobs, err := s.records(ctx, members)
 	if err != nil {
 		return nil, fmt.Errorf("store.Stale: %w", err)
@@ -55,6 +60,7 @@ func (s *Store) Stale(ctx context.Context, age time.Duration, limit int) ([]job.
 		}
 		switch {
 		case j.Status == job.Queued && len(j.Attempts) == 0:
+		case j.Status == job.Waiting: // admitted, by admittedBefore
 		case j.Status != job.Queued && j.UpdatedAt.Before(before):
 		default:
 			continue
@@ -62,6 +68,39 @@ func (s *Store) Stale(ctx context.Context, age time.Duration, limit int) ([]job.
 		stale = append(stale, j)
 	}
 	return stale, nil
+}
+
+// admittedBefore returns the index members of waiting jobs that were
+// admitted to a slot before before and have not started since: their
+// hand-off was lost with a dispatcher that took it and died. A waiting job
+// without a slot is not stale, however long it waits.
+func (s *Store) admittedBefore(ctx context.Context, before time.Time) ([]string, error) {
+	waiting, err := s.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{
+		Key: statusKey(job.Waiting), ByLex: true, Start: "-", Stop: "+", Count: sweepPage,
+	}).Result()
+	if err != nil || len(waiting) == 0 {
+		return nil, err
+	}
+	cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, m := range waiting {
+			p.HMGet(ctx, jobKey(memberID(m)), "slot", "updatedAt")
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var admitted []string
+	for i, c := range cmds {
+		v := c.(*redis.SliceCmd).Val()
+		slot, _ := v[0].(string)
+		updated, _ := v[1].(string)
+		at, _ := strconv.ParseInt(updated, 10, 64)
+		if slot == "1" && at < before.UnixMilli() {
+			admitted = append(admitted, waiting[i])
+		}
+	}
+	return admitted, nil
 }
 
 // Claim reports whether this caller may re-send job id's event: true for

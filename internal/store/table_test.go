@@ -14,9 +14,18 @@ import (
 func TestTransitionTable(t *testing.T) {
 	s, _, _ := setup(t)
 	ctx := context.Background()
+	// Jobs of "held" wait: the one slot of its cap is taken for good.
+	if err := s.SetCaps(ctx, store.Caps{Functions: map[string]int{"held": 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Create(ctx, "holder", job.Request{Function: "held"}, ""); err != nil {
+		t.Fatal(err)
+	}
 	// reach puts a new job in a status, at attempt 1.
 	reach := map[job.Status][]step{
 		job.Queued:    nil,
+		job.Waiting:   nil,
+		job.Canceled:  {cancel()},
 		job.Running:   {start(1)},
 		job.Retrying:  {start(1), finish(1, job.OutcomeFailed)},
 		job.Succeeded: {start(1), finish(1, job.OutcomeSucceeded)},
@@ -47,10 +56,16 @@ func TestTransitionTable(t *testing.T) {
 			}
 			// A finish for an attempt that never started starts it first, so
 			// from queued it may go where running may.
-			allowed := from.CanMove(to) || (from == job.Queued && to != job.Running && job.Running.CanMove(to))
+			// From waiting too: the cluster shows what ran.
+			notStarted := from == job.Queued || from == job.Waiting
+			allowed := from.CanMove(to) || (notStarted && to != job.Running && job.Running.CanMove(to))
+			fn := "echo"
+			if from == job.Waiting {
+				fn = "held"
+			}
 			t.Run(string(from)+"->"+string(to), func(t *testing.T) {
 				id := string(from) + "-" + string(to)
-				if _, _, err := s.Create(ctx, id, job.Request{Function: "echo"}, ""); err != nil {
+				if _, _, err := s.Create(ctx, id, job.Request{Function: fn}, ""); err != nil {
 					t.Fatal(err)
 				}
 				for _, r := range reach[from] {
@@ -64,6 +79,11 @@ func TestTransitionTable(t *testing.T) {
 					t.Fatal(gerr)
 				}
 				switch {
+				case from == job.Canceled && to == job.Running:
+					// The caller must stop the attempt rather than run it.
+					if !errorsIs(err, store.ErrCanceled) || moved || got.Status != from {
+						t.Errorf("start of a canceled job: moved=%v err=%v status=%s; want ErrCanceled", moved, err, got.Status)
+					}
 				case allowed:
 					if err != nil || !moved || got.Status != to {
 						t.Errorf("allowed move: moved=%v err=%v status=%s", moved, err, got.Status)

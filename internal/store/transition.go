@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -27,27 +28,46 @@ import (
 // that attempt's failure then fails the job for good, with that reason,
 // rather than making it retrying, and its success still succeeds it.
 //
-// KEYS[1] job hash, KEYS[2] stats, KEYS[3..7] status ZSETs for queued,
-// running, retrying, succeeded, failed.
+// A move out of running, or to an end, gives back the job's concurrency
+// slot, if it holds one, and admits the waiting jobs that now fit; a move
+// to running takes the job out of its queue, and takes a slot if its
+// function is capped and it holds none (an attempt that runs counts,
+// whoever started it). A canceled job moves no more, but keeps how its
+// stopped attempt ended; the start of an attempt of it is answered -3, so
+// that the caller stops that attempt.
+//
+// KEYS[1] job hash, KEYS[2] stats, KEYS[3..9] status ZSETs for queued,
+// waiting, running, retrying, succeeded, failed, canceled.
 // ARGV[1] target status, ARGV[2] attempt number (0: not about one attempt,
 // as from the dead-letter sink), ARGV[3] the attempt as JSON or "",
 // ARGV[4] now (Unix ms), ARGV[5] the job's error or "", ARGV[6] retention (s),
-// ARGV[7] "1" for the dead-letter sink's move.
+// ARGV[7] "1" for the dead-letter sink's move, ARGV[8] the job's ID.
 //
 // Returns 1 when moved, 0 for a no-op, -1 when the job does not exist, -2
 // when the state machine forbids the move, 2 when a dead letter was kept
-// for the running attempt.
-var transitionScript = redis.NewScript(`
-local sets = {queued = KEYS[3], running = KEYS[4], retrying = KEYS[5], succeeded = KEYS[6], failed = KEYS[7]}
+// for the running attempt, -3 for the start of an attempt of a canceled
+// job.
+var transitionScript = redis.NewScript(capsLib + `
+local sets = {queued = KEYS[3], waiting = KEYS[4], running = KEYS[5], retrying = KEYS[6],
+  succeeded = KEYS[7], failed = KEYS[8], canceled = KEYS[9]}
 local allowed = {
-  queued = {running = true, failed = true},
+  queued = {waiting = true, running = true, failed = true},
+  waiting = {running = true, failed = true},
   running = {retrying = true, succeeded = true, failed = true},
-  retrying = {running = true, failed = true},
+  retrying = {waiting = true, running = true, failed = true},
 }
-local to, n, reason = ARGV[1], tonumber(ARGV[2]), ARGV[5]
-local rec = redis.call("HMGET", KEYS[1], "status", "attempt", "member", "deadLetter")
-local status, cur, m = rec[1], tonumber(rec[2]), rec[3]
+local to, n, reason, id = ARGV[1], tonumber(ARGV[2]), ARGV[5], ARGV[8]
+local rec = redis.call("HMGET", KEYS[1], "status", "attempt", "member", "deadLetter", "function")
+local status, cur, m, fn = rec[1], tonumber(rec[2]), rec[3], rec[5]
 if not status then return -1 end
+if status == "canceled" and n > 0 and n >= cur then
+  if to == "running" then return -3 end
+  local held = redis.call("HGET", KEYS[1], "a:" .. n)
+  if ARGV[3] ~= "" and (not held or string.find(held, '"outcome":"running"', 1, true)) then
+    redis.call("HSET", KEYS[1], "a:" .. n, ARGV[3], "attempt", n)
+  end
+  return 0
+end
 if allowed[status] == nil then return 0 end
 if ARGV[7] == "1" and status == "running" then
   if rec[4] then return 0 end
@@ -58,8 +78,13 @@ if to == "retrying" and rec[4] then
   to, reason = "failed", rec[4]
 end
 
+local admitted = {}
 local function move(next)
   if next == status then return end
+  local ends = next == "succeeded" or next == "failed"
+  if (status == "running" or ends) and release(id, fn) then admitted = admit() end
+  if ends or next == "running" then dequeue(id, fn) end
+  if next == "running" and capped(fn) and redis.call("HGET", KEYS[1], "slot") ~= "1" then take(id, fn) end
   redis.call("ZREM", sets[status], m)
   redis.call("ZADD", sets[next], 0, m)
   redis.call("HINCRBY", KEYS[2], status, -1)
@@ -84,6 +109,7 @@ if to ~= "running" then
   if not allowed[status][to] then return -2 end
   move(to)
 end
+handOff(admitted, nil)
 if n > 0 and ARGV[3] ~= "" then
   redis.call("HSET", KEYS[1], "a:" .. n, ARGV[3])
 end
@@ -96,7 +122,8 @@ return 1
 `)
 
 // Start records that attempt a.Attempt is running. It reports whether the
-// job moved; a repeated Start of one attempt is a no-op.
+// job moved; a repeated Start of one attempt is a no-op. For a canceled
+// job it returns ErrCanceled: the attempt must be stopped, not run.
 func (s *Store) Start(ctx context.Context, id string, a job.Attempt) (bool, error) {
 	r, err := s.transition(ctx, "store.Start", id, job.Running, a, "", false)
 	return r == moved, err
@@ -152,6 +179,10 @@ const (
 	kept  = 2
 )
 
+// ErrCanceled is returned by Start for an attempt of a canceled job: the
+// caller stops the attempt instead of running it.
+var ErrCanceled = errors.New("job canceled")
+
 func (s *Store) transition(ctx context.Context, op, id string, to job.Status, a job.Attempt, reason string, deadLetter bool) (int, error) {
 	var attemptJSON []byte
 	if a.Attempt > 0 {
@@ -166,7 +197,7 @@ func (s *Store) transition(ctx context.Context, op, id string, to job.Status, a 
 	}
 	keys := append([]string{jobKey(id), statsKey()}, statusKeys()...)
 	res, err := transitionScript.Run(ctx, s.rdb, keys,
-		string(to), a.Attempt, attemptJSON, s.now().UnixMilli(), reason, int64(s.retention/time.Second), dl).Int()
+		string(to), a.Attempt, attemptJSON, s.now().UnixMilli(), reason, int64(s.retention/time.Second), dl, id).Int()
 	if err != nil {
 		return noop, fmt.Errorf("%s: %w", op, err)
 	}
@@ -175,6 +206,8 @@ func (s *Store) transition(ctx context.Context, op, id string, to job.Status, a 
 		return noop, fmt.Errorf("%s %s: %w", op, id, ErrNotFound)
 	case -2:
 		return noop, fmt.Errorf("%s %s to %s for attempt %d: %w", op, id, to, a.Attempt, ErrTransition)
+	case -3:
+		return noop, fmt.Errorf("%s %s attempt %d: %w", op, id, a.Attempt, ErrCanceled)
 	}
 	return res, nil
 }
@@ -227,7 +260,7 @@ func decodeJob(f map[string]string) (job.Job, error) {
 
 // Stats returns the counters. It reads one hash, whatever the number of jobs.
 func (s *Store) Stats(ctx context.Context) (job.Stats, error) {
-	v, err := s.rdb.HMGet(ctx, statsKey(), "succeeded", "failed", "retries", "queued", "running", "retrying").Result()
+	v, err := s.rdb.HMGet(ctx, statsKey(), "succeeded", "failed", "canceled", "retries", "queued", "waiting", "running", "retrying").Result()
 	if err != nil {
 		return job.Stats{}, fmt.Errorf("store.Stats: %w", err)
 	}
@@ -236,5 +269,5 @@ func (s *Store) Stats(ctx context.Context) (job.Stats, error) {
 		x, _ := strconv.ParseInt(str, 10, 64)
 		return x
 	}
-	return job.Stats{Succeeded: n(0), Failed: n(1), Retries: n(2), Queued: n(3), Running: n(4), Retrying: n(5)}, nil
+	return job.Stats{Succeeded: n(0), Failed: n(1), Canceled: n(2), Retries: n(3), Queued: n(4), Waiting: n(5), Running: n(6), Retrying: n(7)}, nil
 }

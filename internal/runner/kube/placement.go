@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 
@@ -27,6 +28,10 @@ const DefaultPlacementKey = "_default"
 //	affinity:       {nodeAffinity: ...}
 //	podLabels:      {cost-center: analytics}
 //	podAnnotations: {example.com/owner: data-team}
+//	maxRunning:     3
+//
+// maxRunning caps how many of the function's jobs run at once; the
+// dispatcher puts it in force through the store, for every replica.
 //
 // podLabels and podAnnotations are added to the pod template: users label
 // pods for cost allocation, and the tests use them to ask kwok to fail a pod.
@@ -39,6 +44,9 @@ type Placement struct {
 	Affinity       *corev1.Affinity            `json:"affinity,omitempty"`
 	PodLabels      map[string]string           `json:"podLabels,omitempty"`
 	PodAnnotations map[string]string           `json:"podAnnotations,omitempty"`
+	// MaxRunning caps how many of the function's jobs run at once; unset
+	// is no cap of its own (an install's cap still counts it).
+	MaxRunning *int `json:"maxRunning,omitempty"`
 }
 
 // placementFor returns the placement of function from the ConfigMap's data:
@@ -86,6 +94,9 @@ func parsePlacement(value string) (Placement, error) {
 // runner sets itself are refused: overriding them would hide the pod from
 // the runner's own informer or misattribute it to another job.
 func (p Placement) validate() error {
+	if p.MaxRunning != nil && *p.MaxRunning < 1 {
+		return fmt.Errorf("maxRunning: %d: want at least 1, or no maxRunning for no cap", *p.MaxRunning)
+	}
 	for _, k := range sortedKeys(p.PodLabels) {
 		if strings.HasPrefix(k, "kjobs.dev/") || k == labelManagedBy {
 			return fmt.Errorf("podLabels: %q is set by kjobs itself", k)
@@ -109,4 +120,55 @@ func (p Placement) validate() error {
 // on every call.
 func sortedKeys(m map[string]string) []string {
 	return slices.Sorted(maps.Keys(m))
+}
+
+// MaxRunning returns the concurrency caps that the functions ConfigMap's
+// data sets: _default's maxRunning, and each function's own (0 when its
+// entry has none: a function's entry replaces _default's as a whole, its
+// cap included). A malformed entry is reported, naming its key, and the
+// caps of the others are returned all the same.
+func MaxRunning(data map[string]string) (def int, functions map[string]int, err error) {
+	functions = map[string]int{}
+	var errs []error
+	for _, key := range sortedKeys(data) {
+		p, perr := parsePlacement(data[key])
+		if perr != nil {
+			errs = append(errs, fmt.Errorf("key %q is malformed: %w", key, perr))
+			continue
+		}
+		n := 0
+		if p.MaxRunning != nil {
+			n = *p.MaxRunning
+		}
+		if key == DefaultPlacementKey {
+			def = n
+		} else {
+			functions[key] = n
+		}
+	}
+	return def, functions, errors.Join(errs...)
+}
+
+// ReadFunctionsFile reads the file that stands for the functions ConfigMap
+// where there is no cluster (KJOBS_FUNCTIONS_FILE under make run): one YAML
+// mapping of function name, or _default, to the same entry as the
+// ConfigMap's values. It returns the data such a ConfigMap would hold.
+func ReadFunctionsFile(path string) (map[string]string, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var entries map[string]any
+	if err := yaml.UnmarshalStrict(raw, &entries); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	data := make(map[string]string, len(entries))
+	for k, v := range entries {
+		entry, err := yaml.Marshal(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: key %q: %w", path, k, err)
+		}
+		data[k] = string(entry)
+	}
+	return data, nil
 }

@@ -48,7 +48,7 @@ type Runner struct {
 	client     kubernetes.Interface
 	jobs       cache.SharedIndexInformer
 	pods       cache.SharedIndexInformer
-	configMaps cache.Store
+	configMaps cache.SharedIndexInformer
 
 	mu sync.Mutex
 	// waiters holds, by Job name, a channel per Wait call on that Job. The
@@ -87,7 +87,7 @@ func New(ctx context.Context, client kubernetes.Interface, cfg Config) (*Runner,
 		return coreinformers.NewFilteredConfigMapInformer(c, cfg.Namespace, resync, cache.Indexers{}, func(o *metav1.ListOptions) {
 			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", cfg.FunctionsConfigMap).String()
 		})
-	}).GetStore()
+	})
 
 	if err := r.jobs.AddIndexers(cache.Indexers{indexJobID: byLabel(labelJobID)}); err != nil {
 		return nil, fmt.Errorf("kube.New: %w", err)
@@ -179,15 +179,52 @@ func (r *Runner) adopt(ctx context.Context, want *batchv1.Job) (*batchv1.Job, er
 
 // placement reads the function's placement from the cached ConfigMap.
 func (r *Runner) placement(function string) (Placement, error) {
-	obj, ok, err := r.configMaps.GetByKey(r.cfg.Namespace + "/" + r.cfg.FunctionsConfigMap)
-	if err != nil || !ok {
-		return Placement{}, err
-	}
-	p, err := placementFor(obj.(*corev1.ConfigMap).Data, function)
+	p, err := placementFor(r.functions(), function)
 	if err != nil {
 		return Placement{}, fmt.Errorf("ConfigMap %s/%s: %w", r.cfg.Namespace, r.cfg.FunctionsConfigMap, err)
 	}
 	return p, nil
+}
+
+// functions returns the functions ConfigMap's data from the cache; nil
+// when there is no such ConfigMap.
+func (r *Runner) functions() map[string]string {
+	obj, ok, err := r.configMaps.GetStore().GetByKey(r.cfg.Namespace + "/" + r.cfg.FunctionsConfigMap)
+	if err != nil || !ok {
+		return nil
+	}
+	return obj.(*corev1.ConfigMap).Data
+}
+
+// WatchFunctions calls fn with the functions ConfigMap's data now, and
+// again after every change to it, from the runner's informer, until ctx is
+// done; nil data is a ConfigMap that does not exist. The dispatcher puts
+// the caps it sets in force this way.
+func (r *Runner) WatchFunctions(ctx context.Context, fn func(data map[string]string)) error {
+	changed := make(chan struct{}, 1)
+	poke := func(any) {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	}
+	h, err := r.configMaps.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    poke,
+		UpdateFunc: func(_, obj any) { poke(obj) },
+		DeleteFunc: poke,
+	})
+	if err != nil {
+		return fmt.Errorf("kube.WatchFunctions: %w", err)
+	}
+	defer func() { _ = r.configMaps.RemoveEventHandler(h) }()
+	for {
+		fn(r.functions())
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-changed:
+		}
+	}
 }
 
 // Attempts returns the job's attempts from its Jobs, ordered by attempt.
@@ -414,4 +451,35 @@ func stripManagedFields(obj any) (any, error) {
 		m.SetManagedFields(nil)
 	}
 	return obj, nil
+}
+
+// Stop deletes every Job of the job that has not finished, with Background
+// propagation: the garbage collector then deletes its pods, which get their
+// grace period. The reconciler records each stopped attempt as a deleted
+// one. A Job already gone is no error.
+func (r *Runner) Stop(ctx context.Context, jobID string) error {
+	objs, err := r.jobs.GetIndexer().ByIndex(indexJobID, jobID)
+	if err != nil {
+		return fmt.Errorf("kube.Stop: %w", err)
+	}
+	var errs []error
+	for _, obj := range objs {
+		j := obj.(*batchv1.Job)
+		if finished(j) != nil {
+			continue
+		}
+		err := r.client.BatchV1().Jobs(r.cfg.Namespace).Delete(ctx, j.Name, metav1.DeleteOptions{
+			PropagationPolicy: new(metav1.DeletePropagationBackground),
+			// Only the Job this cache saw: a Job of the same name created
+			// since is another attempt's.
+			Preconditions: metav1.NewUIDPreconditions(string(j.UID)),
+		})
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			errs = append(errs, fmt.Errorf("Job %s: %w", j.Name, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("kube.Stop: %w", err)
+	}
+	return nil
 }

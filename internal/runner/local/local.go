@@ -38,6 +38,9 @@ const (
 	// ReasonError is an attempt that failed on its own, or was stopped by
 	// Close.
 	ReasonError = "Error"
+	// ReasonStopped is an attempt stopped by Stop, as a Job deleted before
+	// it finished.
+	ReasonStopped = "Stopped"
 )
 
 // gracePeriod is how long a stopped child has between SIGTERM and SIGKILL,
@@ -82,11 +85,14 @@ type key struct {
 type attempt struct {
 	rec  job.Attempt
 	done chan struct{}
+	// stop ends the child's context, which stops the child.
+	stop context.CancelCauseFunc
 }
 
 var (
 	errDeadline = errors.New("deadline exceeded")
 	errClosed   = errors.New("local runner closed")
+	errStopped  = errors.New("stopped")
 )
 
 var _ runner.Runner = (*Runner)(nil)
@@ -168,7 +174,9 @@ func (r *Runner) start(spec runner.Spec) (*attempt, error) {
 		return nil, err
 	}
 
-	ctx, cancel := context.WithTimeoutCause(r.life, r.cfg.Deadline, errDeadline)
+	stoppable, stop := context.WithCancelCause(r.life)
+	ctx, cancelDeadline := context.WithTimeoutCause(stoppable, r.cfg.Deadline, errDeadline)
+	cancel := func() { cancelDeadline(); stop(nil) }
 	cmd := exec.CommandContext(ctx, r.cfg.Processor)
 	// The contract's environment plus what a program needs to run, and
 	// nothing else: the parent's secrets, such as REDIS_URL, stay in it.
@@ -206,6 +214,7 @@ func (r *Runner) start(spec runner.Spec) (*attempt, error) {
 			Outcome:   job.OutcomeRunning,
 		},
 		done: make(chan struct{}),
+		stop: stop,
 	}
 	r.wg.Add(1)
 	go func() {
@@ -229,8 +238,11 @@ func (r *Runner) await(ctx context.Context, cmd *exec.Cmd, jobID string, a *atte
 	msg := readHead(termLog, run.MaxMessage)
 	if code != 0 {
 		outcome, reason = job.OutcomeFailed, ReasonError
-		if errors.Is(context.Cause(ctx), errDeadline) {
+		switch cause := context.Cause(ctx); {
+		case errors.Is(cause, errDeadline):
 			reason = ReasonDeadlineExceeded
+		case errors.Is(cause, errStopped):
+			reason = ReasonStopped
 		}
 		// Like a pod's terminationMessagePolicy FallbackToLogsOnError: a
 		// failure without a message is explained by the end of its log, or
@@ -289,6 +301,20 @@ func (r *Runner) Wait(ctx context.Context, jobID string, n int) (job.Attempt, er
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return snapshot(a.rec), err
+}
+
+// Stop stops every running child of jobID, SIGTERM first and SIGKILL after
+// a grace period, without waiting for them to exit; their attempts end
+// failed with ReasonStopped.
+func (r *Runner) Stop(_ context.Context, jobID string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k, a := range r.attempts {
+		if k.jobID == jobID && a.rec.FinishedAt == nil {
+			a.stop(errStopped)
+		}
+	}
+	return nil
 }
 
 // Reconcile tells rec of every attempt's start and end until ctx is done,
@@ -357,6 +383,8 @@ func describe(waitErr, cause error, deadline time.Duration) string {
 		return fmt.Sprintf("stopped after its deadline of %s: %v", deadline, waitErr)
 	case errors.Is(cause, errClosed):
 		return fmt.Sprintf("stopped because the local runner closed: %v", waitErr)
+	case errors.Is(cause, errStopped):
+		return fmt.Sprintf("stopped: the job was canceled: %v", waitErr)
 	}
 	return fmt.Sprint(waitErr)
 }
