@@ -146,7 +146,7 @@ func TestBadInput(t *testing.T) {
 		{"wrong content type", request{"POST", "/jobs", `{"function":"echo"}`, map[string]string{"Content-Type": "text/plain"}}, 415, problem.UnsupportedMediaType, "", "Content-Type: application/json"},
 		{"form content type", request{"POST", "/jobs", `{"function":"echo"}`, map[string]string{"Content-Type": "application/x-www-form-urlencoded"}}, 415, problem.UnsupportedMediaType, "", "application/json"},
 		{"idempotency key too long", request{"POST", "/jobs", `{"function":"echo"}`, map[string]string{"Idempotency-Key": strings.Repeat("k", 256)}}, 400, problem.InvalidHeader, "", "Idempotency-Key"},
-		{"unknown status", request{"GET", "/jobs?status=done", "", nil}, 400, problem.InvalidQuery, "status", "queued, running"},
+		{"unknown status", request{"GET", "/jobs?status=done", "", nil}, 400, problem.InvalidQuery, "status", "queued, waiting, running"},
 		{"limit zero", request{"GET", "/jobs?limit=0", "", nil}, 400, problem.InvalidQuery, "limit", "1 to 200"},
 		{"limit not a number", request{"GET", "/jobs?limit=ten", "", nil}, 400, problem.InvalidQuery, "limit", "1 to 200"},
 		{"limit too large", request{"GET", "/jobs?limit=1000", "", nil}, 400, problem.InvalidQuery, "limit", "1 to 200"},
@@ -168,6 +168,9 @@ func TestBadInput(t *testing.T) {
 		{"schedule unknown field", request{"POST", "/jobs/schedule", `{"cron":"* * * * *","function":"echo","every":"1m"}`, nil}, 400, problem.InvalidField, "every", "unknown field"},
 		{"unknown schedule", request{"GET", "/jobs/schedule/nope", "", nil}, 404, problem.NotFound, "", "no schedule"},
 		{"delete unknown schedule", request{"DELETE", "/jobs/schedule/nope", "", nil}, 404, problem.NotFound, "", "no schedule"},
+		{"cancel unknown job", request{"POST", "/jobs/0199a6a0-0000-7000-8000-000000000000/cancel", "", nil}, 404, problem.NotFound, "", "no job"},
+		{"cancel malformed job id", request{"POST", "/jobs/NOT_AN_ID/cancel", "", nil}, 404, problem.NotFound, "", "no job"},
+		{"cancel with GET", request{"GET", "/jobs/0199a6a0-0000-7000-8000-000000000000/cancel", "", nil}, 405, problem.MethodNotAllowed, "", "use POST"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -307,6 +310,48 @@ func TestCreateJob(t *testing.T) {
 	}
 	if diff := cmp.Diff(job.Stats{Queued: 2}, st); diff != "" {
 		t.Errorf("stats (-want +got):\n%s", diff)
+	}
+}
+
+// TestCancelJob cancels through the API: 202 with the canceled job, twice,
+// with one transition; 409 for a job that has ended otherwise.
+func TestCancelJob(t *testing.T) {
+	e := setup(t, false)
+	st := store.New(e.rdb, store.Options{})
+	resp, body := e.do(t, request{"POST", "/jobs", `{"function":"sleep","args":{"seconds":"1"}}`, nil})
+	var j job.Job
+	if err := json.Unmarshal(body, &j); err != nil || resp.StatusCode != 202 {
+		t.Fatalf("POST /jobs: %d %s", resp.StatusCode, body)
+	}
+	for i := range 2 {
+		resp, body = e.do(t, request{"POST", "/jobs/" + j.ID + "/cancel", "", nil})
+		var got job.Job
+		if err := json.Unmarshal(body, &got); err != nil || resp.StatusCode != 202 || got.Status != job.Canceled {
+			t.Errorf("cancel #%d: %d %s; want 202 and the job canceled", i+1, resp.StatusCode, body)
+		}
+	}
+	stats, err := st.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(job.Stats{Canceled: 1}, stats); diff != "" {
+		t.Errorf("stats after two cancels (-want +got):\n%s", diff)
+	}
+
+	resp, body = e.do(t, request{"POST", "/jobs", `{"function":"echo"}`, nil})
+	if err := json.Unmarshal(body, &j); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Start(context.Background(), j.ID, job.Attempt{Attempt: 1, Outcome: job.OutcomeRunning}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Finish(context.Background(), j.ID, job.Attempt{Attempt: 1, Outcome: job.OutcomeSucceeded}); err != nil {
+		t.Fatal(err)
+	}
+	resp, body = e.do(t, request{"POST", "/jobs/" + j.ID + "/cancel", "", nil})
+	var p problem.Details
+	if err := json.Unmarshal(body, &p); err != nil || resp.StatusCode != 409 || !strings.HasSuffix(p.Type, "/job-finished") || !strings.Contains(p.Detail, "succeeded") {
+		t.Errorf("cancel of a succeeded job: %d %s; want 409 job-finished", resp.StatusCode, body)
 	}
 }
 
