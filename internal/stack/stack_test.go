@@ -32,7 +32,8 @@ type client struct {
 }
 
 // start runs the local stack, on a real redis-server, until the test ends.
-func start(t *testing.T) client {
+// Each option changes the stack's configuration first.
+func start(t *testing.T, options ...func(*stack.Config)) client {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -41,6 +42,9 @@ func start(t *testing.T) client {
 	cfg := stack.Config{
 		Host: "127.0.0.1", RedisURL: "redis://" + testenv.RedisAddr(t), Retention: time.Hour,
 		Runner: stack.RunnerLocal, Processor: processor, JobDeadline: time.Minute, SweepAfter: time.Minute,
+	}
+	for _, o := range options {
+		o(&cfg)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
