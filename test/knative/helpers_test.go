@@ -24,6 +24,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -31,6 +33,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -108,6 +111,10 @@ type options struct {
 	// jobGrace is the dispatcher's KJOBS_JOB_GRACE, how long a Job is kept
 	// once its outcome is recorded. Defaults to config/'s 10m.
 	jobGrace time.Duration
+	// replicas is how many dispatcher processes share the Triggers, behind
+	// a proxy that, like a Service, sends each delivery to one of them
+	// that is up. Defaults to 1, with no proxy.
+	replicas int
 }
 
 // stack is kjobs on the real data plane, in a namespace of the test's own.
@@ -127,6 +134,9 @@ type stack struct {
 	dispatcher     *testenv.Process
 	dispatcherEnv  []string
 	starts         int
+	// replicas are the dispatchers behind the proxy when options.replicas
+	// is above 1; dispatcher is then the first of them.
+	replicas []*testenv.Process
 }
 
 // newStack makes a namespace that enforces the restricted Pod Security
@@ -188,7 +198,11 @@ func newStack(t testing.TB, opts options) *stack {
 		// An admin kubeconfig: these tests are not about RBAC.
 		"KUBECONFIG=" + s.kubeconfig,
 	}
-	s.startDispatcher(ctx)
+	if opts.replicas > 1 {
+		s.startReplicas(ctx, opts.replicas)
+	} else {
+		s.startDispatcher(ctx)
+	}
 
 	for _, file := range []string{"300-trigger-requested.yaml", "300-trigger-schedule.yaml"} {
 		name, filter, delivery := configTrigger(t, file, s.dispatcherURL)
@@ -224,6 +238,58 @@ func (s *stack) startDispatcher(ctx context.Context) {
 	s.starts++
 	s.dispatcher = testenv.StartProcess(s.t, fmt.Sprintf("dispatcher-%d", s.starts), bin.dispatcher, s.dispatcherEnv...)
 	s.dispatcher.WaitReady(s.t, ctx, s.dispatcherURL+"/readyz")
+}
+
+// startReplicas starts n dispatcher processes on ports of their own and,
+// on the dispatcher's port, a proxy that sends each delivery to the next of
+// them in turn, skipping one that does not take the connection, as a
+// Service's endpoints drop a pod that died.
+func (s *stack) startReplicas(ctx context.Context, n int) {
+	s.t.Helper()
+	var backends []string
+	for i := range n {
+		port := testenv.FreePort(s.t)
+		env := append(slices.Clone(s.dispatcherEnv), fmt.Sprintf("PORT=%d", port))
+		url := fmt.Sprintf("http://127.0.0.1:%d", port)
+		p := testenv.StartProcess(s.t, fmt.Sprintf("dispatcher-replica-%d", i), bin.dispatcher, env...)
+		p.WaitReady(s.t, ctx, url+"/readyz")
+		s.replicas = append(s.replicas, p)
+		backends = append(backends, url)
+	}
+	s.dispatcher = s.replicas[0]
+	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", s.dispatcherPort))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var next atomic.Uint64
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		first := next.Add(1)
+		for i := range uint64(len(backends)) {
+			req, err := http.NewRequestWithContext(r.Context(), r.Method, backends[(first+i)%uint64(len(backends))]+r.URL.Path, bytes.NewReader(body))
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadGateway)
+				return
+			}
+			req.Header = r.Header.Clone()
+			resp, err := direct.Do(req)
+			if err != nil {
+				continue // down: the next replica takes it
+			}
+			maps.Copy(w.Header(), resp.Header)
+			w.WriteHeader(resp.StatusCode)
+			_, _ = io.Copy(w, resp.Body)
+			resp.Body.Close()
+			return
+		}
+		http.Error(w, "no dispatcher replica is up", http.StatusBadGateway)
+	})}
+	go func() { _ = srv.Serve(l) }()
+	s.t.Cleanup(func() { _ = srv.Close() })
 }
 
 // configTrigger reads a Trigger of config/ and returns its name, filter and
