@@ -29,7 +29,13 @@ until redis-cli -p "$rport" ping >/dev/null 2>&1; do sleep 0.1; done
 
 kport=$(free_port)
 bport=$(free_port)
+cport=$(free_port)
 "$work/kjobs" -addr "127.0.0.1:$kport" -redis "$redis" &
+pids+=($!)
+# The same handler with an install cap of 10 in force, in Redis database 1
+# so that its cap holds only it: no job ends here, so every job past the
+# tenth is created waiting, in its function's queue.
+"$work/kjobs" -addr "127.0.0.1:$cport" -redis "$redis/1" -max-running 10 &
 pids+=($!)
 "$work/bare" -addr "127.0.0.1:$bport" -redis "$redis" &
 pids+=($!)
@@ -45,9 +51,19 @@ bench() { # name url [wrk args]
 for round in $(seq "$rounds"); do
   echo "## round $round"
   bench "kjobs POST /jobs" "http://127.0.0.1:$kport/jobs" -s hack/bench/post.lua
+  bench "kjobs POST /jobs, capped at 10" "http://127.0.0.1:$cport/jobs" -s hack/bench/post.lua
   bench "bare  POST /jobs" "http://127.0.0.1:$bport/jobs" -s hack/bench/post.lua
   bench "kjobs GET /jobs/stats" "http://127.0.0.1:$kport/jobs/stats"
   bench "bare  GET /jobs/stats" "http://127.0.0.1:$bport/jobs/stats"
+done
+
+# What the create script costs in Redis, with and without the cap: the
+# microseconds per EVALSHA call, alone on the server for one run each.
+for side in "uncapped $kport" "capped $cport"; do
+  read -r name port <<<"$side"
+  redis-cli -p "$rport" config resetstat >/dev/null
+  wrk -t1 -c32 -d"$duration" -s hack/bench/post.lua "http://127.0.0.1:$port/jobs" >/dev/null
+  echo "-- $name create script: $(redis-cli -p "$rport" info commandstats | grep -E '^cmdstat_evalsha:' | tr -d '\r')"
 done
 
 for n in 1000 1000000; do

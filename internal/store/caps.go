@@ -34,6 +34,11 @@ type Caps struct {
 // that after every script no waiting job could run: a new job may take a
 // free slot only when no job of its function waits.
 //
+// admitNew is admission's fast path for a job that is in no queue: by that
+// invariant it may take a free slot if no job of its function waits, and
+// otherwise joins the queue, where admit would not pick it either. Either
+// way it is numbered, so that a retry keeps its place.
+//
 // The keys of queues and of other jobs' records are built here from the
 // prefix; they share the hash tag of the keys each script declares.
 var capsLib = fmt.Sprintf(`
@@ -86,6 +91,21 @@ local function dequeue(id, fn)
   if redis.call("ZREM", q, id) == 1 and redis.call("ZCARD", q) == 0 then
     redis.call("SREM", P .. "queues", fn)
   end
+end
+local function number(id)
+  local k = P .. "job:" .. id
+  if not redis.call("HGET", k, "seq") then
+    redis.call("HSET", k, "seq", redis.call("INCR", P .. "seq"))
+  end
+end
+local function admitNew(id, fn)
+  number(id)
+  if redis.call("EXISTS", P .. "queue:" .. fn) == 0 and room(fn) then
+    take(id, fn)
+    return true
+  end
+  enqueue(id, fn)
+  return false
 end
 local function inQueue(id, fn)
   return redis.call("ZSCORE", P .. "queue:" .. fn, id) ~= false
@@ -206,14 +226,7 @@ local status, fn, id = rec[1], rec[2], ARGV[1]
 if not status then return -1 end
 if status == "succeeded" or status == "failed" or status == "canceled" then return 0 end
 if rec[3] == "1" or not capped(fn) then return 1 end
-if not inQueue(id, fn) then
-  enqueue(id, fn)
-  local got = admit()
-  handOff(got, id)
-  for _, a in ipairs(got) do
-    if a == id then return 1 end
-  end
-end
+if not inQueue(id, fn) and admitNew(id, fn) then return 1 end
 if status ~= "waiting" then
   setStatus(id, rec[4], status, "waiting")
   redis.call("HSET", KEYS[1], "updatedAt", nowMs())

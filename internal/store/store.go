@@ -100,14 +100,8 @@ local id, fn, status, set = ARGV[1], ARGV[2], "queued", KEYS[3]
 redis.call("HSET", KEYS[1], "id", id, "function", fn, "args", ARGV[3],
   "schedule", ARGV[4], "attempt", 0, "member", ARGV[6],
   "createdAt", ARGV[5], "updatedAt", ARGV[5])
-if capped(fn) then
-  enqueue(id, fn)
-  local got = admit()
-  handOff(got, id)
+if capped(fn) and not admitNew(id, fn) then
   status, set = "waiting", KEYS[9]
-  for _, a in ipairs(got) do
-    if a == id then status, set = "queued", KEYS[3] end
-  end
 end
 redis.call("HSET", KEYS[1], "status", status)
 redis.call("ZADD", KEYS[2], 0, ARGV[6])

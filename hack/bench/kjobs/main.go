@@ -36,6 +36,7 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
 	redisURL := flag.String("redis", "redis://127.0.0.1:6379", "Redis URL")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile here until SIGINT")
+	maxRunning := flag.Int("max-running", 0, "an install cap to put in force (0: none); no job ends here, so every job past it waits")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -53,6 +54,10 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	st := store.New(redis.NewClient(opts), store.Options{})
+	if err := st.SetCaps(ctx, store.Caps{Install: *maxRunning}); err != nil {
+		log.Fatal(err)
+	}
 	q := make(queue, 10000)
 	go func() {
 		for range q {
@@ -60,7 +65,7 @@ func main() {
 	}()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	h := api.New(api.Config{
-		Store:     store.New(redis.NewClient(opts), store.Options{}),
+		Store:     st,
 		Sender:    q,
 		Schedules: localschedule.New(q),
 		Log:       logger,
