@@ -287,7 +287,9 @@ func TestSweepResendsLostEvents(t *testing.T) {
 	go d.Receive(ctx, busy)
 	waitStatus(t, st, busy.ID(), job.Running)
 	s := &sent{}
-	go func() { _ = d.Sweep(ctx, s, time.Second) }()
+	// Jobs older than 2 s are stale; the sweep runs every second and a
+	// claim lasts 2 s, so the second sweep below is within the claim.
+	go func() { _ = d.Sweep(ctx, s, 2*time.Second) }()
 	deadline := time.Now().Add(10 * time.Second)
 	for len(s.ids()) == 0 && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)

@@ -13,6 +13,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/watch"
 
 	eventingduckv1 "knative.dev/eventing/pkg/apis/duck/v1"
 
@@ -236,5 +237,78 @@ func TestCancelRacingSuccess(t *testing.T) {
 	st := s.api.stats(ctx)
 	if st.Succeeded != ended[job.Succeeded] || st.Canceled != ended[job.Canceled] || st.Succeeded+st.Canceled != n || st.Running != 0 || st.Failed != 0 {
 		t.Errorf("stats = %+v, jobs ended %v; want the counters to match, %d in all", st, ended, n)
+	}
+}
+
+// BenchmarkCapQueue queues 1,000 jobs behind a cap of 10 and lets them
+// drain through the real Broker. It reports the time from a slot freeing
+// (a Job seen Complete) to the next Job object existing, pairing the k-th
+// completion with the (10+k)-th creation, and the dispatcher's RSS with
+// the whole queue waiting and at the end. Run it with -benchtime 1x.
+func BenchmarkCapQueue(b *testing.B) {
+	const n, limit = 1000, 10
+	s := newStack(b, options{functions: map[string]string{"sleep": fmt.Sprintf("maxRunning: %d", limit)}, sweepAfter: 10 * time.Minute})
+	ctx := timeout(b, 30*time.Minute)
+	for b.Loop() {
+		w, err := s.kube.BatchV1().Jobs(s.ns).Watch(ctx, metav1.ListOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var mu sync.Mutex
+		var created, completed []time.Time
+		seen := map[string]bool{}
+		go func() {
+			for ev := range w.ResultChan() {
+				j, ok := ev.Object.(*batchv1.Job)
+				if !ok {
+					continue
+				}
+				now := time.Now()
+				mu.Lock()
+				switch {
+				case ev.Type == watch.Added:
+					created = append(created, now)
+				case testenv.JobOutcome(j) == batchv1.JobComplete && !seen[j.Name]:
+					seen[j.Name] = true
+					completed = append(completed, now)
+				}
+				mu.Unlock()
+			}
+		}()
+		ids := make([]string, n)
+		for i := range ids {
+			ids[i] = s.api.submit(ctx, `{"function":"sleep","args":{"seconds":"1"}}`)
+		}
+		queued, err := s.dispatcher.RSS()
+		if err != nil {
+			b.Fatal(err)
+		}
+		begin := time.Now()
+		for _, id := range ids {
+			if j := s.api.waitFinished(ctx, id); j.Status != job.Succeeded {
+				b.Fatalf("job %s = %s, want succeeded", id, j.Status)
+			}
+		}
+		elapsed := time.Since(begin)
+		end, err := s.dispatcher.RSS()
+		if err != nil {
+			b.Fatal(err)
+		}
+		w.Stop()
+		mu.Lock()
+		slices.SortFunc(created, time.Time.Compare)
+		slices.SortFunc(completed, time.Time.Compare)
+		var handOff []time.Duration
+		for k := 0; k+limit < len(created) && k < len(completed); k++ {
+			handOff = append(handOff, created[k+limit].Sub(completed[k]))
+		}
+		mu.Unlock()
+		b.ReportMetric(float64(quantile(handOff, 0.5).Microseconds())/1000, "free-to-job-p50-ms")
+		b.ReportMetric(float64(quantile(handOff, 0.99).Microseconds())/1000, "free-to-job-p99-ms")
+		b.ReportMetric(float64(queued>>20), "rss-queued-MiB")
+		b.ReportMetric(float64(end>>20), "rss-end-MiB")
+		b.ReportMetric(float64(n)/elapsed.Seconds(), "jobs/s")
+		b.Logf("%d jobs behind a cap of %d drained in %s; slot free → next Job p50 %s p99 %s; dispatcher RSS %d MiB queued, %d MiB at the end",
+			n, limit, elapsed.Round(time.Millisecond), quantile(handOff, 0.5), quantile(handOff, 0.99), queued>>20, end>>20)
 	}
 }
