@@ -66,6 +66,9 @@ type envConfig struct {
 	// MaxRunning caps how many jobs of every function run at once; 0 is no
 	// cap. Each function's own cap is maxRunning in its ConfigMap entry.
 	MaxRunning int `envconfig:"KJOBS_MAX_RUNNING" default:"0"`
+	// MaxAttempts is how many attempts a job gets: the Triggers' retry
+	// count plus one.
+	MaxAttempts int `envconfig:"KJOBS_MAX_ATTEMPTS" default:"3"`
 }
 
 func main() {
@@ -88,6 +91,9 @@ func run(log *slog.Logger) error {
 	var env envConfig
 	if err := envconfig.Process("", &env); err != nil {
 		return err
+	}
+	if env.MaxAttempts < 1 {
+		return fmt.Errorf("KJOBS_MAX_ATTEMPTS: %d: want 1 or more", env.MaxAttempts)
 	}
 	if env.MaxRunning < 0 {
 		return fmt.Errorf("KJOBS_MAX_RUNNING: %d: want 0 (no cap) or more", env.MaxRunning)
@@ -119,6 +125,7 @@ func run(log *slog.Logger) error {
 		return err
 	}
 	d := dispatch.New(store.New(rdb, store.Options{Retention: env.Retention}), runner, log)
+	d.SetMaxAttempts(env.MaxAttempts)
 	handler := d.Handler(prometheus.NewRegistry())
 	l, err := net.Listen("tcp", net.JoinHostPort(env.Host, strconv.Itoa(env.Port)))
 	if err != nil {

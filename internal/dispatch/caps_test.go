@@ -12,6 +12,7 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/kjobs/kjobs/internal/delivery"
 	"github.com/kjobs/kjobs/internal/job"
 	"github.com/kjobs/kjobs/internal/store"
 )
@@ -169,5 +170,38 @@ func TestCancelWaitingJob(t *testing.T) {
 	}
 	if j.Status != job.Canceled || len(j.Attempts) != 0 {
 		t.Errorf("job = %s with %d attempts, want canceled with none", j.Status, len(j.Attempts))
+	}
+}
+
+// TestMaxAttemptsMatchesTriggers keeps the dispatcher's default from
+// drifting from the Triggers' delivery spec, which make run applies.
+func TestMaxAttemptsMatchesTriggers(t *testing.T) {
+	if want := int(*delivery.TriggerSpec().Retry) + 1; DefaultMaxAttempts != want {
+		t.Errorf("DefaultMaxAttempts = %d, want the Triggers' retry + 1 = %d", DefaultMaxAttempts, want)
+	}
+}
+
+// TestNoAttemptPastTheLast delivers a job whose three attempts failed once
+// more, as a hand-off or the sweep does with a new round of the Broker's
+// retries: the job fails, with its last attempt's message, and no fourth
+// attempt starts.
+func TestNoAttemptPastTheLast(t *testing.T) {
+	d, st := setup(t)
+	ctx := context.Background()
+	e := requested(t, `{"function":"fail","args":{"message":"boom"}}`)
+	for n := 1; n <= DefaultMaxAttempts; n++ {
+		if got := status(t, d.Receive(ctx, e)); got != http.StatusInternalServerError {
+			t.Fatalf("delivery %d = %d, want 500", n, got)
+		}
+	}
+	if got := status(t, d.Receive(ctx, e)); got != http.StatusOK {
+		t.Errorf("a delivery past the last attempt = %d, want 200", got)
+	}
+	j, err := st.Get(ctx, e.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.Status != job.Failed || len(j.Attempts) != DefaultMaxAttempts || j.Error != "attempt 3 of 3 failed: boom" {
+		t.Errorf("job = %s with %d attempts, error %q; want failed after 3, attempt 3 of 3 failed: boom", j.Status, len(j.Attempts), j.Error)
 	}
 }

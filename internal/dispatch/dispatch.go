@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -47,7 +48,13 @@ type Dispatcher struct {
 	transient time.Duration
 	// droppedDeadLetters counts dead letters that could not be recorded.
 	droppedDeadLetters prometheus.Counter
+	// maxAttempts is how many attempts a job gets; see SetMaxAttempts.
+	maxAttempts int
 }
+
+// DefaultMaxAttempts is the attempts a job gets under the Triggers'
+// delivery spec: the first, and its two retries.
+const DefaultMaxAttempts = 3
 
 // transientBudget is how long a delivery retries Redis or the API server
 // before it gives up with a 503, which costs the job one of the Broker's
@@ -60,13 +67,21 @@ var _ runner.Recorder = (*Dispatcher)(nil)
 // New returns a Dispatcher that records jobs in s and runs them with r.
 func New(s *store.Store, r runner.Runner, log *slog.Logger) *Dispatcher {
 	return &Dispatcher{
-		store: s, runner: r, log: log, now: time.Now, transient: transientBudget,
+		store: s, runner: r, log: log, now: time.Now, transient: transientBudget, maxAttempts: DefaultMaxAttempts,
 		droppedDeadLetters: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "kjobs_dispatcher_dead_letters_dropped_total",
 			Help: "Dead letters the dispatcher could not record, after retrying; the Broker may retry or drop them.",
 		}),
 	}
 }
+
+// SetMaxAttempts sets how many attempts a job gets: the Triggers' retry
+// count plus one (KJOBS_MAX_ATTEMPTS). The Broker's retries end a job's
+// attempts on their own, except for an event sent again (a hand-off after
+// a wait behind a cap, or the sweep), which starts a new round of them: the
+// dispatcher then ends the job failed rather than start one attempt too
+// many.
+func (d *Dispatcher) SetMaxAttempts(n int) { d.maxAttempts = n }
 
 // Reconcile records every attempt the runner observes until ctx is done;
 // see runner.Runner.Reconcile.
@@ -150,6 +165,9 @@ func (d *Dispatcher) Receive(ctx context.Context, e cloudevents.Event) protocol.
 		return d.finish(ctx, log, id, *done)
 	}
 	log = log.With("attempt", n)
+	if n > d.maxAttempts && !exists(inCluster, n) {
+		return d.exhausted(ctx, log, id, j.Attempts, inCluster)
+	}
 	if !exists(inCluster, n) {
 		// A new attempt needs a slot when a cap holds its function. A job
 		// without one is answered at once, so that however long it waits
@@ -238,6 +256,26 @@ func next(stored, inCluster []job.Attempt) (int, *job.Attempt) {
 		return last.Attempt + 1, nil
 	}
 	return last.Attempt, nil
+}
+
+// exhausted fails a job whose every attempt has failed, when a delivery
+// would start one more, and answers 200: the job has its outcome.
+func (d *Dispatcher) exhausted(ctx context.Context, log *slog.Logger, id string, stored, inCluster []job.Attempt) protocol.Result {
+	var last job.Attempt
+	for _, a := range slices.Concat(stored, inCluster) {
+		if a.Attempt >= last.Attempt {
+			last = a
+		}
+	}
+	reason := fmt.Sprintf("attempt %d of %d failed: %s", last.Attempt, d.maxAttempts, failure(last))
+	if err := d.retry(ctx, log, "failing the job", func() error {
+		_, err := d.store.DeadLetter(ctx, id, reason)
+		return err
+	}); err != nil {
+		return d.unavailable(log, err)
+	}
+	log.Info("job failed: no attempt left", "reason", reason)
+	return cloudevents.ResultACK
 }
 
 // exists reports whether attempt n is one the runner knows of: a delivery

@@ -147,3 +147,20 @@ func TestCancelUnderMakeRun(t *testing.T) {
 		t.Errorf("cancel of a succeeded job: %d %s, want 409", code, p.Type)
 	}
 }
+
+// TestRetriesBehindCap fails a job whose retries wait behind a cap held by
+// a longer job: it runs exactly its 3 attempts, no more, however the
+// waits cut into the Broker's rounds of retries.
+func TestRetriesBehindCap(t *testing.T) {
+	c := start(t, func(cfg *stack.Config) { cfg.MaxRunning = 1 })
+	failing := c.submit(`{"function":"fail","args":{"message":"boom"}}`)
+	c.submit(`{"function":"sleep","args":{"seconds":"4"}}`)
+	j := c.wait(failing, time.Minute)
+	if j.Status != job.Failed || len(j.Attempts) != 3 {
+		t.Errorf("job = %s with %d attempts (%s); want failed after 3", j.Status, len(j.Attempts), j.Error)
+	}
+	c.eventually(20*time.Second, func() bool { return c.stats().Succeeded == 1 })
+	if s := c.stats(); s.Failed != 1 || s.Retries != 2 {
+		t.Errorf("stats = %+v; want failed 1, retries 2", s)
+	}
+}

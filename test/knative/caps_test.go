@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	batchv1 "k8s.io/api/batch/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/kjobs/kjobs/internal/job"
 	"github.com/kjobs/kjobs/internal/runner"
+	"github.com/kjobs/kjobs/internal/store"
 	"github.com/kjobs/kjobs/internal/testenv"
 )
 
@@ -119,6 +121,11 @@ func TestCapOnDataPlane(t *testing.T) {
 	}
 	if st := s.api.stats(ctx); st.Succeeded != n || st.Retries != 0 || st.Running != 0 || st.Waiting != 0 {
 		t.Errorf("stats = %+v; want %d succeeded, no retry, none running or waiting", st, n)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: s.redis.Addr})
+	defer rdb.Close()
+	if install, fns, err := store.New(rdb, store.Options{}).Slots(ctx); err != nil || install != 0 || len(fns) != 0 {
+		t.Errorf("slots held at the end = %d, %v (%v); want none: the killed replica's came back", install, fns, err)
 	}
 }
 
