@@ -98,6 +98,8 @@ func (d *Dispatcher) Record(ctx context.Context, id string, a job.Attempt) error
 // Receive handles one delivery of a job's event. It answers 2xx when the
 // attempt succeeded, 5xx when it failed (the Broker retries with backoff)
 // and 400 for an event that can never succeed (the Broker dead-letters it).
+// A tick of a paused schedule starts nothing: it is counted skipped and
+// answered 2xx.
 // The answer is all the delivery decides: the reconciler records the
 // attempt from the cluster whether or not this delivery lasts until it
 // ends.
@@ -108,6 +110,21 @@ func (d *Dispatcher) Receive(ctx context.Context, e cloudevents.Event) protocol.
 	if err != nil {
 		log.Warn("refusing an event that can never become a job", "error", err)
 		return cloudevents.NewHTTPResult(http.StatusBadRequest, "%s", err)
+	}
+	if req.Schedule != "" {
+		var skip bool
+		if err := d.retry(ctx, log, "checking whether the schedule is paused", func() (err error) {
+			skip, err = d.store.SkipPausedTick(ctx, id, req.Schedule, event.Paused(e))
+			return err
+		}); err != nil {
+			return d.unavailable(log, err)
+		}
+		if skip {
+			// 2xx: a paused schedule's tick is not a failure for the
+			// Broker to retry, only one that runs nothing.
+			log.Info("dropping a tick of a paused schedule", "schedule", req.Schedule)
+			return cloudevents.ResultACK
+		}
 	}
 	var j job.Job
 	err = d.retry(ctx, log, "recording the job", func() (err error) {

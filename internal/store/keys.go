@@ -50,6 +50,20 @@ func sweepKey(id string) string { return prefix + "sweep:" + id }
 // tick of its PingSource while that is still being deleted runs no job.
 func deletedScheduleKey(id string) string { return prefix + "schedule-deleted:" + id }
 
+// pausedScheduleKey is a STRING, "1" or "0", that records whether the API
+// last paused or resumed schedule id. The dispatcher prefers it to the
+// extension a tick carries, which Knative's adapter updates only once it has
+// seen the PingSource change.
+func pausedScheduleKey(id string) string { return prefix + "schedule-paused:" + id }
+
+// skippedKey is a HASH of schedule ID to the number of that schedule's ticks
+// dropped while it was paused.
+func skippedKey() string { return prefix + "schedule-skipped" }
+
+// skippedTickKey is a STRING that marks tick id as dropped and counted in
+// skippedKey, so that a redelivered tick is dropped again and counted once.
+func skippedTickKey(id string) string { return prefix + "tick-skipped:" + id }
+
 // statusKeys lists the status ZSETs in the order the transition script
 // expects them in KEYS.
 func statusKeys() []string {
