@@ -211,7 +211,8 @@ func setPaused(tick *cloudevents.Event, paused bool) {
 		tick.SetExtension(event.ExtPaused, "true")
 		return
 	}
-	delete(tick.Extensions(), event.ExtPaused)
+	// Extensions() is a copy; SetExtension of nil deletes.
+	tick.SetExtension(event.ExtPaused, nil)
 }
 
 // start starts firing e; s.mu is held and s.running is set.
