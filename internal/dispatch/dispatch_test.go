@@ -203,3 +203,50 @@ func TestDeadLetterReason(t *testing.T) {
 		})
 	}
 }
+
+// TestPausedTick delivers ticks of a schedule as its PingSource sends them
+// while it is paused and running: a paused tick is answered 2xx, creates
+// no job and counts once, however often it is delivered.
+func TestPausedTick(t *testing.T) {
+	tick := func(t *testing.T, schedule string, paused bool) cloudevents.Event {
+		t.Helper()
+		e := cloudevents.NewEvent()
+		e.SetID(uuid.NewString())
+		e.SetType(event.TypePing)
+		e.SetSource("/apis/v1/namespaces/kjobs/pingsources/kjobs-schedule-" + schedule)
+		e.SetExtension(event.ExtOrigin, event.OriginSchedule)
+		if paused {
+			e.SetExtension(event.ExtPaused, "true")
+		}
+		if err := e.SetData(cloudevents.ApplicationJSON, []byte(`{"function":"echo","schedule":"`+schedule+`"}`)); err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	for _, tc := range []struct {
+		name        string
+		paused      bool
+		wantJob     bool
+		wantSkipped int64
+	}{
+		{"paused", true, false, 1},
+		{"running", false, true, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, st := setup(t)
+			ctx := context.Background()
+			e := tick(t, "s1", tc.paused)
+			for range 2 {
+				if got := status(t, d.Receive(ctx, e)); got != http.StatusOK {
+					t.Errorf("Receive = %d, want 200", got)
+				}
+			}
+			if _, err := st.Get(ctx, e.ID()); (err == nil) != tc.wantJob {
+				t.Errorf("Get of the tick's job = %v; want a job: %v", err, tc.wantJob)
+			}
+			if got, err := st.Skipped(ctx, "s1"); err != nil || got[0] != tc.wantSkipped {
+				t.Errorf("Skipped = %v, %v; want [%d]", got, err, tc.wantSkipped)
+			}
+		})
+	}
+}
