@@ -51,9 +51,9 @@ func sweepKey(id string) string { return prefix + "sweep:" + id }
 func deletedScheduleKey(id string) string { return prefix + "schedule-deleted:" + id }
 
 // pausedScheduleKey is a STRING, "1" or "0", that records whether the API
-// last paused or resumed schedule id. The dispatcher prefers it to the
-// extension a tick carries, which Knative's adapter updates only once it has
-// seen the PingSource change.
+// last paused or resumed schedule id, for a few minutes. The dispatcher
+// prefers it to the extension a tick carries, which Knative's adapter
+// updates only once it has seen the PingSource change.
 func pausedScheduleKey(id string) string { return prefix + "schedule-paused:" + id }
 
 // skippedKey is a HASH of schedule ID to the number of that schedule's ticks

@@ -30,17 +30,24 @@ func (s *Store) UnmarkScheduleDeleted(ctx context.Context, id string) error {
 	return nil
 }
 
+// PauseMarkTTL is how long MarkSchedulePaused's mark lasts: far longer than
+// Knative's adapter takes to apply a change of a PingSource (under a second
+// while it runs), short enough that the PingSource, which stays the truth,
+// is obeyed again soon after, also when it was changed by hand or when a
+// change the API marked could not be made.
+const PauseMarkTTL = 10 * time.Minute
+
 // MarkSchedulePaused records that the API paused (or resumed) schedule id,
-// for the retention period. The schedule itself keeps its state, and each of
-// its ticks says it (event.ExtPaused), but a PingSource's ticks say so only
-// once Knative's adapter has seen the change: until then this mark is what
+// for PauseMarkTTL. The schedule itself keeps its state, and each of its
+// ticks says it (event.ExtPaused), but a PingSource's ticks say so only once
+// Knative's adapter has seen the change: until then this mark is what
 // SkipPausedTick goes by.
 func (s *Store) MarkSchedulePaused(ctx context.Context, id string, paused bool) error {
 	v := "0"
 	if paused {
 		v = "1"
 	}
-	if err := s.rdb.Set(ctx, pausedScheduleKey(id), v, s.retention).Err(); err != nil {
+	if err := s.rdb.Set(ctx, pausedScheduleKey(id), v, PauseMarkTTL).Err(); err != nil {
 		return fmt.Errorf("store.MarkSchedulePaused: %w", err)
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -164,5 +165,26 @@ func TestDeletedScheduleStillRefused(t *testing.T) {
 	}
 	if _, _, err := s.Create(ctx, "tick-1", job.Request{Function: "echo", Schedule: "a"}, ""); !errors.Is(err, store.ErrScheduleDeleted) {
 		t.Errorf("Create = %v, want ErrScheduleDeleted", err)
+	}
+}
+
+// TestPauseMarkExpires checks that the pause mark lasts PauseMarkTTL, not
+// the retention: after that, the PingSource alone decides.
+func TestPauseMarkExpires(t *testing.T) {
+	s, rdb, _ := setup(t)
+	ctx := context.Background()
+	if err := s.MarkSchedulePaused(ctx, "a", true); err != nil {
+		t.Fatal(err)
+	}
+	keys := rdb.Keys(ctx, "*schedule-paused:a").Val()
+	if len(keys) != 1 {
+		t.Fatalf("keys of the mark = %v, want one", keys)
+	}
+	if ttl := rdb.TTL(ctx, keys[0]).Val(); ttl <= store.PauseMarkTTL-time.Minute || ttl > store.PauseMarkTTL {
+		t.Errorf("the mark's TTL = %v, want about %v", ttl, store.PauseMarkTTL)
+	}
+	rdb.Del(ctx, keys[0]) // as when it expires
+	if skip, err := s.SkipPausedTick(ctx, "tick-1", "a", false); err != nil || skip {
+		t.Errorf("SkipPausedTick of a tick that does not say paused, once the mark is gone = %v, %v; want false", skip, err)
 	}
 }
