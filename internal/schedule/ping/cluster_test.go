@@ -11,7 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 	"knative.dev/eventing/pkg/client/clientset/versioned"
 	"knative.dev/pkg/apis"
 
@@ -309,24 +309,36 @@ func TestPauseInCluster(t *testing.T) {
 			t.Errorf("SetPaused of ID a/b = %v, want ErrNotFound", err)
 		}
 		// A finalizer of the test's holds the PingSource while it is being
-		// deleted, as Knative's reconciler may.
+		// deleted, as Knative's reconciler may. It is added and removed by
+		// read, change, update, since Knative's controller changes the
+		// finalizers too.
 		const finalizer = "kjobs.dev/test-hold"
-		patch := func(finalizers string) {
+		hold := func(add bool) {
 			t.Helper()
-			p := `{"metadata":{"finalizers":` + finalizers + `}}`
-			if _, err := client.SourcesV1().PingSources(ns).Patch(ctx, name, types.MergePatchType, []byte(p), metav1.PatchOptions{}); err != nil {
+			pingSources := client.SourcesV1().PingSources(ns)
+			err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+				ps, err := pingSources.Get(ctx, name, metav1.GetOptions{})
+				if err != nil {
+					return err
+				}
+				ps.Finalizers = slices.DeleteFunc(ps.Finalizers, func(f string) bool { return f == finalizer })
+				if add {
+					ps.Finalizers = append(ps.Finalizers, finalizer)
+				}
+				_, err = pingSources.Update(ctx, ps, metav1.UpdateOptions{})
+				return err
+			})
+			if err != nil {
 				t.Fatal(err)
 			}
 		}
-		patch(`["` + finalizer + `"]`)
+		hold(true)
 		if err := client.SourcesV1().PingSources(ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.SetPaused(ctx, sc.ID, true); !errors.Is(err, schedule.ErrNotFound) {
 			t.Errorf("SetPaused of a schedule being deleted = %v, want ErrNotFound", err)
 		}
-		// Knative's own controller may have added its finalizer too: keep
-		// only those that are not the test's.
 		ps, err := client.SourcesV1().PingSources(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -334,7 +346,6 @@ func TestPauseInCluster(t *testing.T) {
 		if ps.Annotations[ping.AnnotationPaused] != "" {
 			t.Errorf("SetPaused paused a schedule being deleted")
 		}
-		rest, _ := json.Marshal(slices.DeleteFunc(ps.Finalizers, func(f string) bool { return f == finalizer }))
-		patch(string(rest))
+		hold(false)
 	})
 }
