@@ -293,8 +293,20 @@ func (d *Dispatcher) DeadLetter(ctx context.Context, e cloudevents.Event) protoc
 		log.Warn("dead-lettered event is not a job", "error", err, "reason", reason)
 		return cloudevents.ResultACK
 	}
-	var result store.DeadLetterResult
+	var (
+		result  store.DeadLetterResult
+		skipped bool
+	)
 	err = d.retry(ctx, log, "recording the dead letter", func() error {
+		if req.Schedule != "" {
+			// A tick of a paused schedule, refused for an unknown function
+			// or dead-lettered after 5xx, is dropped here as Receive would
+			// have: a paused schedule records no job, not even a failed one.
+			var err error
+			if skipped, err = d.store.SkipPausedTick(ctx, id, req.Schedule, event.Paused(e)); err != nil || skipped {
+				return err
+			}
+		}
 		// A job refused before it was ever recorded, such as a schedule
 		// tick for an unknown function, still counts as one failed job.
 		j, _, err := d.store.Create(ctx, id, req, "")
@@ -328,6 +340,10 @@ func (d *Dispatcher) DeadLetter(ctx context.Context, e cloudevents.Event) protoc
 		d.droppedDeadLetters.Inc()
 		log.Error("a dead letter could not be recorded", "reason", reason, "error", err)
 		return cloudevents.NewHTTPResult(http.StatusServiceUnavailable, "recording the dead letter: %v", err)
+	}
+	if skipped {
+		log.Info("dead letter of a paused schedule's tick dropped", "schedule", req.Schedule, "reason", reason)
+		return cloudevents.ResultACK
 	}
 	switch result {
 	case store.DeadLetterFailed:
