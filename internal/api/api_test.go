@@ -236,6 +236,8 @@ func TestAuth(t *testing.T) {
 		{"post without token", request{"POST", "/jobs", `{"function":"echo"}`, nil}, 401},
 		{"schedule without token", request{"POST", "/jobs/schedule", `{"cron":"* * * * *","function":"echo"}`, nil}, 401},
 		{"metrics without token", request{"GET", "/metrics", "", nil}, 401},
+		{"pause without token", request{"POST", "/jobs/schedule/x/pause", "", nil}, 401},
+		{"resume without token", request{"POST", "/jobs/schedule/x/resume", "", nil}, 401},
 		{"valid token", request{"GET", "/jobs/stats", "", map[string]string{"Authorization": "Bearer " + token}}, 200},
 		{"the other valid token", request{"GET", "/jobs/stats", "", map[string]string{"Authorization": "bearer other-token"}}, 200},
 		{"health needs none", request{"GET", "/healthz", "", nil}, 200},
