@@ -196,10 +196,12 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 // reconciler hands it on only while it is Ready (pingsource.go
 // Reconciler.ReconcileKind), and the adapter replaces its cron entry with
 // one built from the new spec (adapter.go mtpingAdapter.Update, runner.go
-// cronJobsRunner.AddSchedule). That is a watch event and a work queue away,
-// usually well under a second, but longer while the adapter is down,
-// restarting or not leading: ticks sent meanwhile carry the old state, which
-// is why the API also marks the state in the store for the dispatcher.
+// cronJobsRunner.AddSchedule). That is a watch event and a work queue away:
+// before the next tick of a per-second schedule in test/knative's
+// TestPauseThroughPingSource, but longer while the adapter's watch
+// reconnects or the PingSource is not Ready. Ticks sent meanwhile carry the
+// old state, which is why the API also marks the state in the store for the
+// dispatcher.
 func (s *Store) SetPaused(ctx context.Context, id string, paused bool) (schedule.Schedule, error) {
 	name, ok := resourceName(id)
 	if !ok {
