@@ -94,6 +94,8 @@ func New(cfg Config) *Server {
 	private("GET /jobs/schedule", s.listSchedules)
 	private("GET /jobs/schedule/{id}", s.getSchedule)
 	private("DELETE /jobs/schedule/{id}", s.deleteSchedule)
+	private("POST /jobs/schedule/{id}/pause", s.setPaused(true))
+	private("POST /jobs/schedule/{id}/resume", s.setPaused(false))
 	s.mux.HandleFunc("/", s.noRoute)
 	return s
 }

@@ -126,8 +126,13 @@ func (s *Server) listSchedules(w http.ResponseWriter, r *http.Request) {
 	if list == nil {
 		list = []schedule.Schedule{}
 	}
+	each := make([]*schedule.Schedule, len(list))
 	for i := range list {
-		s.withNextRuns(&list[i])
+		each[i] = &list[i]
+		s.withNextRuns(each[i])
+	}
+	if !s.withSkipped(w, r, "listing schedules", each...) {
+		return
 	}
 	writeJSON(w, http.StatusOK, scheduleList{Schedules: list})
 }
@@ -143,6 +148,9 @@ func (s *Server) getSchedule(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.withNextRuns(&sc)
+	if !s.withSkipped(w, r, "reading a schedule", &sc) {
+		return
+	}
 	writeJSON(w, http.StatusOK, sc)
 }
 
@@ -168,6 +176,10 @@ func (s *Server) deleteSchedule(w http.ResponseWriter, r *http.Request) {
 	}
 	switch err := s.cfg.Schedules.Delete(r.Context(), id); {
 	case err == nil:
+		if err := s.cfg.Store.ForgetSchedule(r.Context(), id); err != nil {
+			// Only a pause mark and a counter are left behind.
+			s.cfg.Log.Warn("forgetting the pause state of a deleted schedule", "schedule", id, "error", err)
+		}
 		w.WriteHeader(http.StatusNoContent)
 	case errors.Is(err, schedule.ErrNotFound):
 		notFound() // deleted meanwhile
@@ -176,5 +188,70 @@ func (s *Server) deleteSchedule(w http.ResponseWriter, r *http.Request) {
 			s.cfg.Log.Error("taking back the deletion mark of a schedule that was not deleted", "schedule", id, "error", uerr)
 		}
 		s.internalError(w, r, "deleting a schedule", err)
+	}
+}
+
+// withSkipped fills in Skipped from the store, or answers 500 and returns
+// false.
+func (s *Server) withSkipped(w http.ResponseWriter, r *http.Request, doing string, scs ...*schedule.Schedule) bool {
+	ids := make([]string, len(scs))
+	for i, sc := range scs {
+		ids[i] = sc.ID
+	}
+	skipped, err := s.cfg.Store.Skipped(r.Context(), ids...)
+	if err != nil {
+		s.internalError(w, r, doing, err)
+		return false
+	}
+	for i, sc := range scs {
+		sc.Skipped = skipped[i]
+	}
+	return true
+}
+
+// setPaused returns the handler that pauses (or resumes) a schedule. It
+// marks the new state in the store before it changes the schedule: a
+// PingSource's ticks say the new state only once Knative's adapter has
+// caught up, and the dispatcher goes by the mark meanwhile. A change that
+// fails takes the mark back to the state the schedule kept. Setting the
+// state a schedule has already is answered as a change would be.
+func (s *Server) setPaused(paused bool) http.HandlerFunc {
+	doing := "resuming a schedule"
+	if paused {
+		doing = "pausing a schedule"
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		notFound := func() { problem.Write(w, r, problem.NotFound, "no schedule "+strconv.Quote(id)) }
+		was, err := s.cfg.Schedules.Get(r.Context(), id)
+		if errors.Is(err, schedule.ErrNotFound) {
+			notFound()
+			return
+		}
+		if err != nil {
+			s.internalError(w, r, doing, err)
+			return
+		}
+		if err := s.cfg.Store.MarkSchedulePaused(r.Context(), id, paused); err != nil {
+			s.internalError(w, r, doing, err)
+			return
+		}
+		sc, err := s.cfg.Schedules.SetPaused(r.Context(), id, paused)
+		if err != nil {
+			if uerr := s.cfg.Store.MarkSchedulePaused(context.WithoutCancel(r.Context()), id, was.Paused); uerr != nil {
+				s.cfg.Log.Error("taking back the pause mark of a schedule that was not changed", "schedule", id, "error", uerr)
+			}
+			if errors.Is(err, schedule.ErrNotFound) {
+				notFound() // deleted meanwhile
+				return
+			}
+			s.internalError(w, r, doing, err)
+			return
+		}
+		s.withNextRuns(&sc)
+		if !s.withSkipped(w, r, doing, &sc) {
+			return
+		}
+		writeJSON(w, http.StatusOK, sc)
 	}
 }

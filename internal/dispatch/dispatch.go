@@ -120,6 +120,8 @@ func (d *Dispatcher) Record(ctx context.Context, id string, a job.Attempt) error
 // Receive handles one delivery of a job's event. It answers 2xx when the
 // attempt succeeded, 5xx when it failed (the Broker retries with backoff)
 // and 400 for an event that can never succeed (the Broker dead-letters it).
+// A tick of a paused schedule starts nothing: it is counted skipped and
+// answered 2xx.
 // The answer is all the delivery decides: the reconciler records the
 // attempt from the cluster whether or not this delivery lasts until it
 // ends.
@@ -130,6 +132,21 @@ func (d *Dispatcher) Receive(ctx context.Context, e cloudevents.Event) protocol.
 	if err != nil {
 		log.Warn("refusing an event that can never become a job", "error", err)
 		return cloudevents.NewHTTPResult(http.StatusBadRequest, "%s", err)
+	}
+	if req.Schedule != "" {
+		var skip bool
+		if err := d.retry(ctx, log, "checking whether the schedule is paused", func() (err error) {
+			skip, err = d.store.SkipPausedTick(ctx, id, req.Schedule, event.Paused(e))
+			return err
+		}); err != nil {
+			return d.unavailable(log, err)
+		}
+		if skip {
+			// 2xx: a paused schedule's tick is not a failure for the
+			// Broker to retry, only one that runs nothing.
+			log.Info("dropping a tick of a paused schedule", "schedule", req.Schedule)
+			return cloudevents.ResultACK
+		}
 	}
 	var j job.Job
 	err = d.retry(ctx, log, "recording the job", func() (err error) {
@@ -375,8 +392,20 @@ func (d *Dispatcher) DeadLetter(ctx context.Context, e cloudevents.Event) protoc
 		log.Warn("dead-lettered event is not a job", "error", err, "reason", reason)
 		return cloudevents.ResultACK
 	}
-	var result store.DeadLetterResult
+	var (
+		result  store.DeadLetterResult
+		skipped bool
+	)
 	err = d.retry(ctx, log, "recording the dead letter", func() error {
+		if req.Schedule != "" {
+			// A tick of a paused schedule, refused for an unknown function
+			// or dead-lettered after 5xx, is dropped here as Receive would
+			// have: a paused schedule records no job, not even a failed one.
+			var err error
+			if skipped, err = d.store.SkipPausedTick(ctx, id, req.Schedule, event.Paused(e)); err != nil || skipped {
+				return err
+			}
+		}
 		// A job refused before it was ever recorded, such as a schedule
 		// tick for an unknown function, still counts as one failed job.
 		j, _, err := d.store.Create(ctx, id, req, "")
@@ -410,6 +439,10 @@ func (d *Dispatcher) DeadLetter(ctx context.Context, e cloudevents.Event) protoc
 		d.droppedDeadLetters.Inc()
 		log.Error("a dead letter could not be recorded", "reason", reason, "error", err)
 		return cloudevents.NewHTTPResult(http.StatusServiceUnavailable, "recording the dead letter: %v", err)
+	}
+	if skipped {
+		log.Info("dead letter of a paused schedule's tick dropped", "schedule", req.Schedule, "reason", reason)
+		return cloudevents.ResultACK
 	}
 	switch result {
 	case store.DeadLetterFailed:

@@ -203,3 +203,77 @@ func TestDeadLetterReason(t *testing.T) {
 		})
 	}
 }
+
+// tick returns a tick of schedule as its PingSource sends it, for
+// function.
+func tick(t *testing.T, schedule, function string, paused bool) cloudevents.Event {
+	t.Helper()
+	e := cloudevents.NewEvent()
+	e.SetID(uuid.NewString())
+	e.SetType(event.TypePing)
+	e.SetSource("/apis/v1/namespaces/kjobs/pingsources/kjobs-schedule-" + schedule)
+	e.SetExtension(event.ExtOrigin, event.OriginSchedule)
+	if paused {
+		e.SetExtension(event.ExtPaused, "true")
+	}
+	if err := e.SetData(cloudevents.ApplicationJSON, []byte(`{"function":"`+function+`","schedule":"`+schedule+`"}`)); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// TestPausedTick delivers ticks of a schedule while it is paused and
+// running: a paused tick is answered 2xx, creates no job and counts once,
+// however often it is delivered.
+func TestPausedTick(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		paused      bool
+		wantJob     bool
+		wantSkipped int64
+	}{
+		{"paused", true, false, 1},
+		{"running", false, true, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, st := setup(t)
+			ctx := context.Background()
+			e := tick(t, "s1", "echo", tc.paused)
+			for range 2 {
+				if got := status(t, d.Receive(ctx, e)); got != http.StatusOK {
+					t.Errorf("Receive = %d, want 200", got)
+				}
+			}
+			if _, err := st.Get(ctx, e.ID()); (err == nil) != tc.wantJob {
+				t.Errorf("Get of the tick's job = %v; want a job: %v", err, tc.wantJob)
+			}
+			if got, err := st.Skipped(ctx, "s1"); err != nil || got[0] != tc.wantSkipped {
+				t.Errorf("Skipped = %v, %v; want [%d]", got, err, tc.wantSkipped)
+			}
+		})
+	}
+}
+
+// TestPausedTickDeadLetter dead-letters a paused schedule's tick for a
+// function the dispatcher lacks, which Receive refused with 400: the dead
+// letter records no failed job, and counts the tick skipped once.
+func TestPausedTickDeadLetter(t *testing.T) {
+	d, st := setup(t)
+	ctx := context.Background()
+	e := tick(t, "s1", "nope", true)
+	if got := status(t, d.Receive(ctx, e)); got != http.StatusBadRequest {
+		t.Errorf("Receive = %d, want 400", got)
+	}
+	e.SetExtension("knativeerrorcode", "400")
+	for range 2 {
+		if got := status(t, d.DeadLetter(ctx, e)); got != http.StatusOK {
+			t.Errorf("DeadLetter = %d, want 200", got)
+		}
+	}
+	if j, err := st.Get(ctx, e.ID()); err == nil {
+		t.Errorf("the dead-lettered tick of a paused schedule recorded job %+v", j)
+	}
+	if got, err := st.Skipped(ctx, "s1"); err != nil || got[0] != 1 {
+		t.Errorf("Skipped = %v, %v; want [1]", got, err)
+	}
+}

@@ -26,6 +26,10 @@ const (
 	ExtOrigin = "kjobsorigin"
 	// OriginSchedule is ExtOrigin's value on schedule ticks.
 	OriginSchedule = "schedule"
+	// ExtPaused is "true" on the ticks of a paused schedule: its
+	// PingSource's ceOverrides carry it while it is paused, so that every
+	// tick says which state it was sent in.
+	ExtPaused = "kjobspaused"
 )
 
 // Sender hands an event to the Broker, or to the local stack's in-process
@@ -55,6 +59,13 @@ func NewRequested(id string, req job.Request) (cloudevents.Event, error) {
 // Known reports whether typ is one of the event types kjobs' Triggers
 // deliver to the dispatcher.
 func Known(typ string) bool { return typ == TypeRequested || typ == TypePing }
+
+// Paused reports whether e is the tick of a schedule that was paused when
+// it was sent.
+func Paused(e cloudevents.Event) bool {
+	v, _ := e.Extensions()[ExtPaused].(string)
+	return v == "true"
+}
 
 // Request reads the job request an event carries. It accepts both
 // dev.kjobs.job.requested and a schedule's ping. The error says why an

@@ -21,6 +21,13 @@ type Schedule struct {
 	Args      job.Args    `json:"args"`
 	NextRuns  []time.Time `json:"nextRuns"`
 	CreatedAt time.Time   `json:"createdAt"`
+	// Paused is true while the schedule's ticks are dropped instead of
+	// starting jobs.
+	Paused bool `json:"paused"`
+	// Skipped counts the ticks dropped while the schedule was paused, each
+	// tick once however often it was delivered. The dispatcher counts them
+	// in Redis and the API fills this in; a Store leaves it 0.
+	Skipped int64 `json:"skipped"`
 }
 
 // Request returns the job request each tick of the schedule carries.
@@ -37,10 +44,16 @@ var ErrNotFound = errors.New("schedule not found")
 
 // Store keeps schedules and fires them. Create is given a schedule whose
 // cron and timezone have been validated and whose ID is set; the store fills
-// in CreatedAt. NextRuns is computed by the caller.
+// in CreatedAt. NextRuns and Skipped are computed by the caller.
+//
+// SetPaused pauses or resumes schedule id, or returns ErrNotFound; setting
+// the state it has already is a no-op. A paused schedule goes on ticking,
+// and each tick says that it was paused (event.ExtPaused), so that the
+// dispatcher drops it and counts it skipped.
 type Store interface {
 	Create(ctx context.Context, s Schedule) (Schedule, error)
 	List(ctx context.Context) ([]Schedule, error)
 	Get(ctx context.Context, id string) (Schedule, error)
 	Delete(ctx context.Context, id string) error
+	SetPaused(ctx context.Context, id string, paused bool) (Schedule, error)
 }

@@ -52,9 +52,30 @@ func sweepKey(id string) string { return prefix + "sweep:" + id }
 // tick of its PingSource while that is still being deleted runs no job.
 func deletedScheduleKey(id string) string { return prefix + "schedule-deleted:" + id }
 
-// The concurrency caps' keys. The scripts of caps.go build the keys of a
-// function's queue and of other jobs' records from prefix too: they share
-// the hash tag, so they are in the slot of the keys a script declares.
+// pausedScheduleKey is a STRING, "1" or "0", that records whether the API
+// last paused or resumed schedule id, for a few minutes. The dispatcher
+// prefers it to the extension a tick carries, which Knative's adapter
+// updates only once it has seen the PingSource change.
+func pausedScheduleKey(id string) string { return prefix + "schedule-paused:" + id }
+
+// skippedKey is a HASH of schedule ID to the number of that schedule's ticks
+// dropped while it was paused.
+func skippedKey() string { return prefix + "schedule-skipped" }
+
+// skippedTickKey is a STRING that marks tick id as dropped and counted in
+// skippedKey, so that a redelivered tick is dropped again and counted once.
+func skippedTickKey(id string) string { return prefix + "tick-skipped:" + id }
+
+// The concurrency caps' keys. Besides these, the Lua of caps.go builds from
+// prefix, as it needs them, keys that share the hash tag and so the slot of
+// the keys each script declares:
+//
+//	queue:<function>  ZSET of the IDs of the function's jobs waiting for a
+//	                  slot, scored by their seq: the lowest came first
+//	queues            SET of the functions whose queue is not empty
+//	seq               STRING counter that numbers jobs as they meet a cap,
+//	                  their arrival order across functions
+//	job:<id>          the records of the jobs it admits or releases
 
 // capsKey is a HASH of the caps in force: install (every function),
 // default (a function without an entry of its own) and fn:<name>; a value
@@ -65,17 +86,6 @@ func capsKey() string { return prefix + "caps" }
 // slotsKey is a HASH of the slots held now: install, and fn:<name> per
 // function. A job holds one while its attempt runs (its record's slot).
 func slotsKey() string { return prefix + "slots" }
-
-// queueKey is a ZSET of the IDs of a function's jobs waiting for a slot,
-// scored by their seq, so that the lowest score came first.
-func queueKey(function string) string { return prefix + "queue:" + function }
-
-// queuesKey is a SET of the functions whose queue is not empty.
-func queuesKey() string { return prefix + "queues" }
-
-// seqKey is a STRING counter that numbers jobs as they meet a cap: their
-// arrival order, across functions.
-func seqKey() string { return prefix + "seq" }
 
 // handOffKey is a LIST of the IDs of jobs admitted to a slot whose event a
 // dispatcher must send again: their first delivery was answered at once.

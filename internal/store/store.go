@@ -1,6 +1,7 @@
 // Package store keeps kjobs' state in Redis: job records with their
 // attempts, the counters behind GET /jobs/stats, a time-ordered index for
-// listing and the idempotency keys of POST /jobs.
+// listing, the idempotency keys of POST /jobs, and the marks and counters
+// by which the dispatcher drops the ticks of deleted and paused schedules.
 //
 // Every change is one Lua script that checks the current state before it
 // writes, so a change repeated by a redelivered event is a no-op and the

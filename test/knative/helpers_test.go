@@ -137,6 +137,10 @@ type stack struct {
 	// replicas are the dispatchers behind the proxy when options.replicas
 	// is above 1; dispatcher is then the first of them.
 	replicas []*testenv.Process
+	// The API keeps its port across restarts too.
+	apiProcess *testenv.Process
+	apiEnv     []string
+	apiStarts  int
 }
 
 // newStack makes a namespace that enforces the restricted Pod Security
@@ -216,19 +220,31 @@ func newStack(t testing.TB, opts options) *stack {
 
 	apiPort := testenv.FreePort(t)
 	// As config/500-api.yaml sets it, and the SinkBinding would.
-	p := testenv.StartProcess(t, "api", bin.api,
+	s.apiEnv = []string{
 		fmt.Sprintf("PORT=%d", apiPort),
-		"REDIS_URL="+redisURL,
-		"K_SINK="+sink,
+		"REDIS_URL=" + redisURL,
+		"K_SINK=" + sink,
 		"KJOBS_AUTH_DISABLED=true",
-		"KJOBS_NAMESPACE="+s.ns,
-		"KJOBS_BROKER="+brokerName,
+		"KJOBS_NAMESPACE=" + s.ns,
+		"KJOBS_BROKER=" + brokerName,
 		"KJOBS_RETENTION=168h",
-		"KUBECONFIG="+s.kubeconfig,
-	)
+		"KUBECONFIG=" + s.kubeconfig,
+	}
 	s.api = api{t: t, url: fmt.Sprintf("http://127.0.0.1:%d", apiPort)}
-	p.WaitReady(t, ctx, s.api.url+"/readyz")
+	s.startAPI(ctx)
 	return s
+}
+
+// startAPI starts the API binary on its port and waits until it serves.
+func (s *stack) startAPI(ctx context.Context) {
+	s.t.Helper()
+	s.apiStarts++
+	name := "api"
+	if s.apiStarts > 1 {
+		name = fmt.Sprintf("api-%d", s.apiStarts)
+	}
+	s.apiProcess = testenv.StartProcess(s.t, name, bin.api, s.apiEnv...)
+	s.apiProcess.WaitReady(s.t, ctx, s.api.url+"/readyz")
 }
 
 // startDispatcher starts the dispatcher binary on its port and waits until

@@ -44,7 +44,9 @@ var _ schedule.Store = (*Store)(nil)
 type entry struct {
 	sched schedule.Schedule
 	spec  *schedule.Spec
-	// tick is the event each tick sends, with a fresh ID each time.
+	// tick is the event each tick sends, with a fresh ID each time. It is
+	// replaced, never changed, when the schedule is paused or resumed, and
+	// read under Store.mu.
 	tick cloudevents.Event
 	// stop and done are set once the schedule fires: stop ends its
 	// goroutine, done is closed once it and every send it started have
@@ -118,7 +120,7 @@ func (s *Store) Create(_ context.Context, sc schedule.Schedule) (schedule.Schedu
 	}
 	// The store keeps its own copy: the caller's map stays the caller's.
 	sc.Args = maps.Clone(sc.Args)
-	sc.NextRuns = nil
+	sc.NextRuns, sc.Skipped = nil, 0
 	// To the second, as the cluster keeps it.
 	sc.CreatedAt = time.Now().UTC().Truncate(time.Second)
 	tick, err := newTick(sc)
@@ -181,11 +183,43 @@ func (s *Store) Delete(_ context.Context, id string) error {
 	return nil
 }
 
+// SetPaused pauses or resumes the schedule id, or returns
+// schedule.ErrNotFound. A paused schedule ticks on, as its PingSource does
+// in a cluster, and its ticks carry event.ExtPaused. The state is kept with
+// the schedule, in memory: it outlasts a restart of Run, not of the process.
+func (s *Store) SetPaused(_ context.Context, id string, paused bool) (schedule.Schedule, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.entries[id]
+	if !ok {
+		return schedule.Schedule{}, fmt.Errorf("local.SetPaused %s: %w", id, schedule.ErrNotFound)
+	}
+	if e.sched.Paused != paused {
+		e.sched.Paused = paused
+		// A send in flight may be reading the old tick: make a new one.
+		tick := e.tick.Clone()
+		setPaused(&tick, paused)
+		e.tick = tick
+	}
+	return clone(e.sched), nil
+}
+
+// setPaused sets or clears event.ExtPaused on tick as a PingSource's
+// ceOverrides would.
+func setPaused(tick *cloudevents.Event, paused bool) {
+	if paused {
+		tick.SetExtension(event.ExtPaused, "true")
+		return
+	}
+	// Extensions() is a copy; SetExtension of nil deletes.
+	tick.SetExtension(event.ExtPaused, nil)
+}
+
 // start starts firing e; s.mu is held and s.running is set.
 func (s *Store) start(e *entry) {
 	ctx, stop := context.WithCancel(s.running)
 	e.stop, e.done = stop, make(chan struct{})
-	go s.fire(ctx, e.spec, e.tick, e.done)
+	go s.fire(ctx, e, e.done)
 }
 
 // halt stops e firing and returns a channel closed once it has stopped.
@@ -205,18 +239,18 @@ var closed = func() chan struct{} {
 	return c
 }()
 
-// fire sends tick at every run of spec until ctx is done, then waits for
-// the sends in flight and closes done. Like PingSource's adapter (a robfig
-// cron, which runs each job on its own goroutine), a slow send does not
-// delay the next tick.
-func (s *Store) fire(ctx context.Context, spec *schedule.Spec, tick cloudevents.Event, done chan struct{}) {
+// fire sends e's tick at every run of its spec until ctx is done, then
+// waits for the sends in flight and closes done. Like PingSource's adapter
+// (a robfig cron, which runs each job on its own goroutine), a slow send
+// does not delay the next tick.
+func (s *Store) fire(ctx context.Context, e *entry, done chan struct{}) {
 	var sends sync.WaitGroup
 	defer func() {
 		sends.Wait()
 		close(done)
 	}()
 	for {
-		next := spec.Next(time.Now())
+		next := e.spec.Next(time.Now())
 		if next.IsZero() {
 			// No run within five years (say, February 30th): nothing to do
 			// but wait to be stopped.
@@ -234,6 +268,9 @@ func (s *Store) fire(ctx context.Context, spec *schedule.Spec, tick cloudevents.
 		if ctx.Err() != nil {
 			return
 		}
+		s.mu.Lock()
+		tick := e.tick
+		s.mu.Unlock()
 		sends.Go(func() { s.send(ctx, tick) })
 	}
 }
@@ -267,6 +304,7 @@ func newTick(sc schedule.Schedule) (cloudevents.Event, error) {
 	// The format of sourcesv1.PingSourceSource.
 	e.SetSource(fmt.Sprintf("/apis/v1/namespaces/%s/pingsources/%s", Namespace, schedule.ResourceName(sc.ID)))
 	e.SetExtension(event.ExtOrigin, event.OriginSchedule)
+	setPaused(&e, sc.Paused)
 	data, err := json.Marshal(sc.Request())
 	if err != nil {
 		return e, fmt.Errorf("tick data of schedule %s: %w", sc.ID, err)

@@ -404,3 +404,106 @@ func TestConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestPause pauses and resumes a per-second schedule: its ticks go on and
+// say whether it is paused, as a PingSource's do, and the state outlasts a
+// restart of Run.
+func TestPause(t *testing.T) {
+	t.Parallel()
+	rec := newRecorder()
+	s := local.New(rec)
+	ctx := context.Background()
+	run := func() (stop func()) {
+		runCtx, cancel := context.WithCancel(ctx)
+		ran := make(chan error, 1)
+		go func() { ran <- s.Run(runCtx) }()
+		return func() {
+			cancel()
+			if err := <-ran; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		}
+	}
+	stop := run()
+	defer func() { stop() }()
+	id := newID(t)
+	if _, err := s.Create(ctx, schedule.Schedule{ID: id, Cron: "* * * * * *", Function: "sample"}); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	paused := func(e cloudevents.Event) bool {
+		t.Helper()
+		v, ok := e.Extensions()[event.ExtPaused]
+		if ok && v != "true" {
+			t.Errorf("tick has %s=%v, want true or nothing", event.ExtPaused, v)
+		}
+		return event.Paused(e)
+	}
+	check := func(step string, want bool) {
+		t.Helper()
+		got, err := s.Get(ctx, id)
+		if err != nil || got.Paused != want {
+			t.Errorf("%s: Get = paused %v, %v; want %v", step, got.Paused, err, want)
+		}
+		list, err := s.List(ctx)
+		if err != nil || len(list) != 1 || list[0].Paused != want {
+			t.Errorf("%s: List = %+v, %v; want paused %v", step, list, err, want)
+		}
+		// Ticks fire on the second, so the next one is sent after the
+		// change; one sent before it has been received already.
+		for range 2 {
+			if e := wait(t, rec, 3*time.Second); paused(e) != want {
+				t.Errorf("%s: tick %s says paused %v, want %v", step, e.ID(), !want, want)
+			}
+		}
+	}
+
+	if e := wait(t, rec, 3*time.Second); paused(e) {
+		t.Errorf("a tick of a new schedule says paused")
+	}
+	for _, step := range []struct {
+		name   string
+		paused bool
+	}{
+		{"pause", true},
+		{"pause again", true},
+	} {
+		got, err := s.SetPaused(ctx, id, step.paused)
+		if err != nil || got.Paused != step.paused || got.ID != id {
+			t.Fatalf("%s: SetPaused = %+v, %v", step.name, got, err)
+		}
+		check(step.name, step.paused)
+	}
+
+	stop()
+	for len(rec.sent) > 0 {
+		<-rec.sent
+	}
+	stop = run()
+	check("paused, after Run restarted", true)
+
+	if _, err := s.SetPaused(ctx, id, false); err != nil {
+		t.Fatalf("SetPaused(false): %v", err)
+	}
+	check("resume", false)
+
+	if _, err := s.SetPaused(ctx, newID(t), true); !errors.Is(err, schedule.ErrNotFound) {
+		t.Errorf("SetPaused of an unknown schedule = %v, want ErrNotFound", err)
+	}
+}
+
+// TestCreatePaused checks that a schedule created paused ticks paused.
+func TestCreatePaused(t *testing.T) {
+	t.Parallel()
+	rec := newRecorder()
+	s := setup(t, rec)
+	created, err := s.Create(context.Background(), schedule.Schedule{ID: newID(t), Cron: "* * * * * *", Function: "sample", Paused: true, Skipped: 3})
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	if !created.Paused || created.Skipped != 0 {
+		t.Errorf("Create = paused %v, skipped %d; want true, 0", created.Paused, created.Skipped)
+	}
+	if e := wait(t, rec, 3*time.Second); !event.Paused(e) {
+		t.Errorf("the tick of a schedule created paused does not say so: %v", e.Extensions())
+	}
+}

@@ -4,12 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"knative.dev/eventing/pkg/client/clientset/versioned"
+	"knative.dev/pkg/apis"
 
 	"github.com/kjobs/kjobs/internal/job"
 	"github.com/kjobs/kjobs/internal/schedule"
@@ -212,5 +216,136 @@ func TestInCluster(t *testing.T) {
 		if diff := cmp.Diff([]schedule.Schedule{often}, list); diff != "" {
 			t.Errorf("List after Delete (-want +got):\n%s", diff)
 		}
+	})
+}
+
+// TestPauseInCluster pauses and resumes a schedule on the test control
+// plane and checks what kubectl shows, that Knative's own validation takes
+// the PingSource, and that a new Store, as a restarted API has, reads the
+// state back.
+func TestPauseInCluster(t *testing.T) {
+	t.Parallel()
+	cfg := testenv.Kube(t)
+	ns := testenv.Namespace(t, cfg, nil)
+	client, err := versioned.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := ping.New(client, ping.Config{Namespace: ns, Broker: "kjobs"})
+	ctx := context.Background()
+	sc, err := s.Create(ctx, schedule.Schedule{ID: newID(t), Cron: "*/10 * * * * *", Function: "sample", Args: job.Args{}})
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	name := "kjobs-schedule-" + sc.ID
+
+	for _, step := range []struct {
+		name   string
+		paused bool
+		// unchanged is true when the PingSource is not to be written.
+		unchanged      bool
+		wantExtensions map[string]any
+	}{
+		{name: "pause", paused: true, wantExtensions: map[string]any{"kjobsorigin": "schedule", "kjobspaused": "true"}},
+		{name: "pause again", paused: true, unchanged: true, wantExtensions: map[string]any{"kjobsorigin": "schedule", "kjobspaused": "true"}},
+		{name: "resume", paused: false, wantExtensions: map[string]any{"kjobsorigin": "schedule"}},
+		{name: "resume again", paused: false, unchanged: true, wantExtensions: map[string]any{"kjobsorigin": "schedule"}},
+	} {
+		t.Run(step.name, func(t *testing.T) {
+			before, err := client.SourcesV1().PingSources(ns).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.SetPaused(ctx, sc.ID, step.paused)
+			if err != nil {
+				t.Fatalf("SetPaused(%v): %v", step.paused, err)
+			}
+			want := sc
+			want.Paused = step.paused
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("SetPaused (-want +got):\n%s", diff)
+			}
+
+			shown := kubectlPingSources(t, ns)[name]
+			if diff := cmp.Diff(map[string]any{"extensions": step.wantExtensions}, shown.Spec["ceOverrides"]); diff != "" {
+				t.Errorf("kubectl's spec.ceOverrides (-want +got):\n%s", diff)
+			}
+			if v, ok := shown.Metadata.Annotations[ping.AnnotationPaused]; step.paused != ok || ok && v != "true" {
+				t.Errorf("kubectl's annotation %s = %q (present %v), want present only while paused, as \"true\"", ping.AnnotationPaused, v, ok)
+			}
+
+			after, err := client.SourcesV1().PingSources(ns).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if written := after.ResourceVersion != before.ResourceVersion; written == step.unchanged {
+				t.Errorf("PingSource written: %v, want %v", written, !step.unchanged)
+			}
+			// What Knative's webhook would say of the update, were one
+			// running here.
+			vctx := apis.WithinUpdate(apis.WithinParent(ctx, after.ObjectMeta), before)
+			if fe := after.Validate(vctx); fe != nil {
+				t.Errorf("Knative's Validate of the updated PingSource: %v", fe)
+			}
+
+			// A new Store, as the API has once restarted, reads the state
+			// from the cluster.
+			restarted := ping.New(client, ping.Config{Namespace: ns, Broker: "kjobs"})
+			if got, err := restarted.Get(ctx, sc.ID); err != nil || got.Paused != step.paused {
+				t.Errorf("Get = paused %v, %v; want %v", got.Paused, err, step.paused)
+			}
+			list, err := restarted.List(ctx)
+			if err != nil || len(list) != 1 || list[0].Paused != step.paused {
+				t.Errorf("List = %+v, %v; want the schedule, paused %v", list, err, step.paused)
+			}
+		})
+	}
+
+	t.Run("unknown or being deleted", func(t *testing.T) {
+		if _, err := s.SetPaused(ctx, newID(t), true); !errors.Is(err, schedule.ErrNotFound) {
+			t.Errorf("SetPaused of an unknown schedule = %v, want ErrNotFound", err)
+		}
+		if _, err := s.SetPaused(ctx, "a/b", true); !errors.Is(err, schedule.ErrNotFound) {
+			t.Errorf("SetPaused of ID a/b = %v, want ErrNotFound", err)
+		}
+		// A finalizer of the test's holds the PingSource while it is being
+		// deleted, as Knative's reconciler may. It is added and removed by
+		// read, change, update, since Knative's controller changes the
+		// finalizers too.
+		const finalizer = "kjobs.dev/test-hold"
+		hold := func(add bool) {
+			t.Helper()
+			pingSources := client.SourcesV1().PingSources(ns)
+			err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+				ps, err := pingSources.Get(ctx, name, metav1.GetOptions{})
+				if err != nil {
+					return err
+				}
+				ps.Finalizers = slices.DeleteFunc(ps.Finalizers, func(f string) bool { return f == finalizer })
+				if add {
+					ps.Finalizers = append(ps.Finalizers, finalizer)
+				}
+				_, err = pingSources.Update(ctx, ps, metav1.UpdateOptions{})
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		hold(true)
+		if err := client.SourcesV1().PingSources(ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.SetPaused(ctx, sc.ID, true); !errors.Is(err, schedule.ErrNotFound) {
+			t.Errorf("SetPaused of a schedule being deleted = %v, want ErrNotFound", err)
+		}
+		ps, err := client.SourcesV1().PingSources(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ps.Annotations[ping.AnnotationPaused] != "" {
+			t.Errorf("SetPaused paused a schedule being deleted")
+		}
+		hold(false)
 	})
 }

@@ -22,6 +22,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	validationpath "k8s.io/apimachinery/pkg/api/validation/path"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	sourcesv1 "knative.dev/eventing/pkg/apis/sources/v1"
 	"knative.dev/eventing/pkg/client/clientset/versioned"
 	"knative.dev/pkg/apis"
@@ -48,6 +49,12 @@ const (
 	annotationFunction  = "kjobs.dev/function"
 	annotationCreatedAt = "kjobs.dev/created-at"
 )
+
+// AnnotationPaused is "true" on the PingSource of a paused schedule, for
+// people reading kubectl's output. What the schedule's state is, and what
+// its ticks say, is the event.ExtPaused extension in spec.ceOverrides,
+// which SetPaused sets together with it.
+const AnnotationPaused = "kjobs.dev/paused"
 
 // Config says where a Store keeps PingSources and where they send ticks.
 type Config struct {
@@ -178,6 +185,94 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	return nil
 }
 
+// SetPaused pauses or resumes the schedule id, or returns
+// schedule.ErrNotFound, also for one being deleted. It updates the
+// PingSource's ceOverrides, which Knative's adapter copies into every tick
+// it sends (knative.dev/eventing v0.50.0 pkg/adapter/mtping: runner.go
+// makeEvent), and the paused annotation.
+//
+// The adapter picks the change up from its informer, not at once: the
+// update event enqueues the PingSource (controller.go NewController), the
+// reconciler hands it on only while it is Ready (pingsource.go
+// Reconciler.ReconcileKind), and the adapter replaces its cron entry with
+// one built from the new spec (adapter.go mtpingAdapter.Update, runner.go
+// cronJobsRunner.AddSchedule). That is a watch event and a work queue away:
+// before the next tick of a per-second schedule in test/knative's
+// TestPauseThroughPingSource, but longer while the adapter's watch
+// reconnects or the PingSource is not Ready. Ticks sent meanwhile carry the
+// old state, which is why the API also marks the state in the store for the
+// dispatcher.
+func (s *Store) SetPaused(ctx context.Context, id string, paused bool) (schedule.Schedule, error) {
+	name, ok := resourceName(id)
+	if !ok {
+		return schedule.Schedule{}, fmt.Errorf("ping.SetPaused %q: %w", id, schedule.ErrNotFound)
+	}
+	client := s.client.SourcesV1().PingSources(s.cfg.Namespace)
+	var updated *sourcesv1.PingSource
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		ps, err := client.Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return fmt.Errorf("%s: %w", id, schedule.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if ps.DeletionTimestamp != nil {
+			return fmt.Errorf("%s: being deleted: %w", id, schedule.ErrNotFound)
+		}
+		if isPaused(ps) == paused && (ps.Annotations[AnnotationPaused] == "true") == paused {
+			updated = ps
+			return nil
+		}
+		next := ps.DeepCopy()
+		setPaused(next, paused)
+		// What the webhook would check of the update, were one running.
+		vctx := apis.WithinUpdate(apis.WithinParent(ctx, next.ObjectMeta), ps)
+		if fe := next.Validate(vctx).Filter(apis.ErrorLevel); fe != nil {
+			return fmt.Errorf("Knative rejects PingSource %s: %w", name, fe)
+		}
+		updated, err = client.Update(ctx, next, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		return schedule.Schedule{}, fmt.Errorf("ping.SetPaused: %w", err)
+	}
+	sc, err := fromPingSource(updated)
+	if err != nil {
+		return schedule.Schedule{}, fmt.Errorf("ping.SetPaused: %w", err)
+	}
+	return sc, nil
+}
+
+// isPaused reports whether ps's ticks say that their schedule is paused.
+func isPaused(ps *sourcesv1.PingSource) bool {
+	o := ps.Spec.CloudEventOverrides
+	return o != nil && o.Extensions[event.ExtPaused] == "true"
+}
+
+// setPaused sets or clears the extension and the annotation of a paused
+// schedule on ps.
+func setPaused(ps *sourcesv1.PingSource, paused bool) {
+	if !paused {
+		if o := ps.Spec.CloudEventOverrides; o != nil {
+			delete(o.Extensions, event.ExtPaused)
+		}
+		delete(ps.Annotations, AnnotationPaused)
+		return
+	}
+	if ps.Spec.CloudEventOverrides == nil {
+		ps.Spec.CloudEventOverrides = &duckv1.CloudEventOverrides{}
+	}
+	if ps.Spec.CloudEventOverrides.Extensions == nil {
+		ps.Spec.CloudEventOverrides.Extensions = map[string]string{}
+	}
+	ps.Spec.CloudEventOverrides.Extensions[event.ExtPaused] = "true"
+	if ps.Annotations == nil {
+		ps.Annotations = map[string]string{}
+	}
+	ps.Annotations[AnnotationPaused] = "true"
+}
+
 // resourceName returns the PingSource name of schedule id, or false if no
 // object can have that name: client-go refuses to put "/" or ".." in a
 // request path, and such an id, from a URL, is simply not found.
@@ -192,7 +287,7 @@ func (s *Store) pingSource(sc schedule.Schedule, now time.Time) (*sourcesv1.Ping
 	if err != nil {
 		return nil, fmt.Errorf("data of schedule %s: %w", sc.ID, err)
 	}
-	return &sourcesv1.PingSource{
+	ps := &sourcesv1.PingSource{
 		TypeMeta: metav1.TypeMeta{APIVersion: sourcesv1.SchemeGroupVersion.String(), Kind: "PingSource"},
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      schedule.ResourceName(sc.ID),
@@ -226,7 +321,9 @@ func (s *Store) pingSource(sc schedule.Schedule, now time.Time) (*sourcesv1.Ping
 			ContentType: cloudevents.ApplicationJSON,
 			Data:        string(data),
 		},
-	}, nil
+	}
+	setPaused(ps, sc.Paused)
+	return ps, nil
 }
 
 // fromPingSource rebuilds a schedule from its PingSource.
@@ -253,6 +350,7 @@ func fromPingSource(ps *sourcesv1.PingSource) (schedule.Schedule, error) {
 		Function:  req.Function,
 		Args:      req.Args,
 		CreatedAt: createdAt.UTC(),
+		Paused:    isPaused(ps),
 	}, nil
 }
 

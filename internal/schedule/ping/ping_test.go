@@ -306,3 +306,33 @@ func TestBrokenPingSource(t *testing.T) {
 		t.Errorf("Get of a PingSource whose data is not a job request = %v, want an error naming it", err)
 	}
 }
+
+// TestSetPausedByHand pauses and resumes the PingSource of a schedule
+// labelled by hand, which has no ceOverrides: pausing adds them, resuming
+// leaves none that say paused.
+func TestSetPausedByHand(t *testing.T) {
+	t.Parallel()
+	id := newID(t)
+	ps := wantPingSource(id, "by hand", "echo", "@hourly", "", `{"function":"echo","schedule":"`+id+`"}`, "kjobs")
+	ps.Spec.CloudEventOverrides = nil
+	ps.Annotations = nil
+	s, client := setup(t, ping.Config{Namespace: namespace}, ps)
+	ctx := context.Background()
+	for _, paused := range []bool{true, false} {
+		got, err := s.SetPaused(ctx, id, paused)
+		if err != nil || got.Paused != paused {
+			t.Fatalf("SetPaused(%v) = paused %v, %v", paused, got.Paused, err)
+		}
+		stored, err := client.SourcesV1().PingSources(namespace).Get(ctx, ps.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ext map[string]string
+		if o := stored.Spec.CloudEventOverrides; o != nil {
+			ext = o.Extensions
+		}
+		if (ext["kjobspaused"] == "true") != paused || (stored.Annotations[ping.AnnotationPaused] == "true") != paused {
+			t.Errorf("after SetPaused(%v): extensions %v, annotations %v", paused, ext, stored.Annotations)
+		}
+	}
+}
