@@ -79,8 +79,10 @@ func (w *capWatch) end() *capWatch {
 // together may swap among themselves, so within 3 places); every job
 // succeeds with one attempt, the killed replica's slots come back and the
 // queue drains.
+//
+// It does not run in parallel: its Jobs and its polling would slow the
+// control plane under the parallel tests that time it.
 func TestCapOnDataPlane(t *testing.T) {
-	t.Parallel()
 	const n, limit = 20, 3
 	s := newStack(t, options{
 		functions: map[string]string{"sleep": fmt.Sprintf("maxRunning: %d", limit)},
