@@ -37,7 +37,8 @@ type Caps struct {
 // admitNew is admission's fast path for a job that is in no queue: by that
 // invariant it may take a free slot if no job of its function waits, and
 // otherwise joins the queue, where admit would not pick it either. Either
-// way it is numbered, so that a retry keeps its place.
+// way it is numbered, so that a retry keeps its place. An uncapped job is
+// admitted without a slot.
 //
 // The keys of queues and of other jobs' records are built here from the
 // prefix; they share the hash tag of the keys each script declares.
@@ -54,8 +55,8 @@ local function capped(fn)
   local f, i = capsOf(fn)
   return f ~= nil or i ~= nil
 end
-local function room(fn)
-  local f, i = capsOf(fn)
+local function room(fn, f, i)
+  if f == nil and i == nil then f, i = capsOf(fn) end
   local held = redis.call("HMGET", P .. "slots", "fn:" .. fn, "install")
   return (f == nil or (tonumber(held[1]) or 0) < f) and (i == nil or (tonumber(held[2]) or 0) < i)
 end
@@ -92,15 +93,17 @@ local function dequeue(id, fn)
     redis.call("SREM", P .. "queues", fn)
   end
 end
-local function number(id)
-  local k = P .. "job:" .. id
-  if not redis.call("HGET", k, "seq") then
-    redis.call("HSET", k, "seq", redis.call("INCR", P .. "seq"))
-  end
+local function firstInLine(fn, f, i)
+  return redis.call("EXISTS", P .. "queue:" .. fn) == 0 and room(fn, f, i)
 end
 local function admitNew(id, fn)
-  number(id)
-  if redis.call("EXISTS", P .. "queue:" .. fn) == 0 and room(fn) then
+  local f, i = capsOf(fn)
+  if f == nil and i == nil then return true end
+  if firstInLine(fn, f, i) then
+    local k = P .. "job:" .. id
+    if not redis.call("HGET", k, "seq") then
+      redis.call("HSET", k, "seq", redis.call("INCR", P .. "seq"))
+    end
     take(id, fn)
     return true
   end
@@ -225,7 +228,7 @@ local rec = redis.call("HMGET", KEYS[1], "status", "function", "slot", "member")
 local status, fn, id = rec[1], rec[2], ARGV[1]
 if not status then return -1 end
 if status == "succeeded" or status == "failed" or status == "canceled" then return 0 end
-if rec[3] == "1" or not capped(fn) then return 1 end
+if rec[3] == "1" then return 1 end
 if not inQueue(id, fn) and admitNew(id, fn) then return 1 end
 if status ~= "waiting" then
   setStatus(id, rec[4], status, "waiting")

@@ -98,13 +98,28 @@ end
 if redis.call("EXISTS", KEYS[1]) == 1 then return {0, ARGV[1]} end
 if ARGV[4] ~= "" and redis.call("EXISTS", KEYS[8]) == 1 then return {-1, ""} end
 local id, fn, status, set = ARGV[1], ARGV[2], "queued", KEYS[3]
-redis.call("HSET", KEYS[1], "id", id, "function", fn, "args", ARGV[3],
-  "schedule", ARGV[4], "attempt", 0, "member", ARGV[6],
-  "createdAt", ARGV[5], "updatedAt", ARGV[5])
-if capped(fn) and not admitNew(id, fn) then
-  status, set = "waiting", KEYS[9]
+local rec = {"id", id, "function", fn, "args", ARGV[3], "schedule", ARGV[4], "attempt", 0,
+  "member", ARGV[6], "createdAt", ARGV[5], "updatedAt", ARGV[5]}
+local f, i = capsOf(fn)
+if f ~= nil or i ~= nil then
+  -- admitNew's work, with what a new job needs written into its record.
+  local seq = redis.call("INCR", P .. "seq")
+  table.insert(rec, "seq")
+  table.insert(rec, seq)
+  if firstInLine(fn, f, i) then
+    redis.call("HINCRBY", P .. "slots", "fn:" .. fn, 1)
+    redis.call("HINCRBY", P .. "slots", "install", 1)
+    table.insert(rec, "slot")
+    table.insert(rec, "1")
+  else
+    redis.call("ZADD", P .. "queue:" .. fn, seq, id)
+    redis.call("SADD", P .. "queues", fn)
+    status, set = "waiting", KEYS[9]
+  end
 end
-redis.call("HSET", KEYS[1], "status", status)
+table.insert(rec, "status")
+table.insert(rec, status)
+redis.call("HSET", KEYS[1], unpack(rec))
 redis.call("ZADD", KEYS[2], 0, ARGV[6])
 redis.call("ZADD", set, 0, ARGV[6])
 redis.call("HINCRBY", KEYS[4], status, 1)
