@@ -101,7 +101,8 @@ func Run(ctx context.Context, cfg Config, apiListener net.Listener, log *slog.Lo
 		}
 	}
 	apiServer := httpserver.New(api.New(api.Config{
-		Store: st, Sender: broker, Schedules: schedules, Auth: auth, Log: log.With("component", "api"),
+		Store: st, Sender: broker, Schedules: schedules, JobDeadline: cfg.JobDeadline, Auth: auth,
+		Log: log.With("component", "api"),
 	}), httpserver.Timeouts{}, log)
 
 	log.Info("kjobs is running", "api", "http://"+apiListener.Addr().String(), "runner", cfg.Runner, "redis", redisName(cfg.RedisURL))
