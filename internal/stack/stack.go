@@ -139,7 +139,7 @@ func backends(ctx context.Context, cfg Config, log *slog.Logger) (runner.Runner,
 	}
 	r, err := kube.New(ctx, kc, kube.Config{
 		Namespace: namespace, Image: cfg.ProcessorImage, ServiceAccount: cfg.JobServiceAccount,
-		Deadline: cfg.JobDeadline, TTL: cfg.JobTTL, Grace: cfg.JobGrace, Log: log,
+		Deadline: cfg.JobDeadline, StartDeadline: cfg.StartDeadline, TTL: cfg.JobTTL, Grace: cfg.JobGrace, Log: log,
 	})
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("stack: %w", err)

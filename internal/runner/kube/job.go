@@ -237,6 +237,11 @@ func attemptOf(j *batchv1.Job, n int, pods []*corev1.Pod) job.Attempt {
 	}
 	a.Outcome = job.OutcomeFailed
 	a.Reason, a.Message = c.Reason, c.Message
+	if reason, msg, ok := startFailureOf(j); ok && c.Reason == batchv1.JobReasonDeadlineExceeded {
+		// The deadline is the one the reconciler cut short because the pod
+		// could not start: that is the reason to report.
+		a.Reason, a.Message = reason, msg
+	}
 	if term != nil && podExplains(c) {
 		if term.Reason != "" {
 			a.Reason = term.Reason

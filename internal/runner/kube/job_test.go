@@ -249,6 +249,24 @@ func TestAttemptOf(t *testing.T) {
 		pods: []*corev1.Pod{newPod("job-uid", nil)},
 		want: done(job.OutcomeFailed, nil, "DeadlineExceeded", "Job was active longer than specified deadline"),
 	}, {
+		name: "deadline cut short because the pod could not start: the reason it could not",
+		job: func() *batchv1.Job {
+			j := jobWith(deadline)
+			j.Annotations = map[string]string{annotationStartFailure: `ImagePullBackOff: Back-off pulling image "x": not found`}
+			return j
+		}(),
+		pods: []*corev1.Pod{newPod("job-uid", nil)},
+		want: done(job.OutcomeFailed, nil, "ImagePullBackOff", `Back-off pulling image "x": not found`),
+	}, {
+		name: "a start failure annotated, but the pod failed on its own first",
+		job: func() *batchv1.Job {
+			j := jobWith(podFailed)
+			j.Annotations = map[string]string{annotationStartFailure: "Unschedulable: no nodes"}
+			return j
+		}(),
+		pods: []*corev1.Pod{newPod("job-uid", exited(3, "Error", "no such table"))},
+		want: done(job.OutcomeFailed, new(3), "Error", "no such table"),
+	}, {
 		name:        "a pod of an older Job of the same name is not this attempt's",
 		job:         jobWith(podFailed),
 		pods:        []*corev1.Pod{newPod("older-uid", exited(9, "Error", "old"))},
