@@ -66,7 +66,7 @@ func (d *Dispatcher) sweep(ctx context.Context, sender event.Sender, age time.Du
 		if !claimed {
 			continue
 		}
-		e, err := event.NewRequested(j.ID, job.Request{Function: j.Function, Args: j.Args, Schedule: j.Schedule})
+		e, err := event.NewRequested(j.ID, j.Request())
 		if err != nil {
 			log.Error("rebuilding a stale job's event failed", "error", err)
 			continue

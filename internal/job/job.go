@@ -23,6 +23,12 @@ type Job struct {
 	UpdatedAt time.Time         `json:"updatedAt"`
 }
 
+// Request returns the request the job was created from, which the sweep
+// sends again for a job whose event was lost.
+func (j Job) Request() Request {
+	return Request{Function: j.Function, Args: j.Args, Schedule: j.Schedule, Timeout: j.Timeout, Labels: j.Labels}
+}
+
 // Outcome is how one attempt ended, or that it has not yet.
 type Outcome string
 

@@ -97,3 +97,13 @@ func FuzzDecodeRequest(f *testing.F) {
 		}
 	})
 }
+
+// TestJobRequest checks that a job's record gives back every field of the
+// request it was created from, which the sweep sends again.
+func TestJobRequest(t *testing.T) {
+	want := Request{Function: "sleep", Args: Args{"seconds": "1"}, Schedule: "s1", Timeout: Duration(time.Minute), Labels: map[string]string{"team": "data"}}
+	j := Job{ID: "j1", Function: want.Function, Args: want.Args, Schedule: want.Schedule, Timeout: want.Timeout, Labels: want.Labels, Status: Running}
+	if diff := cmp.Diff(want, j.Request()); diff != "" {
+		t.Errorf("Request() (-want +got):\n%s", diff)
+	}
+}
