@@ -32,7 +32,9 @@ type Request struct {
 }
 
 // Duration is a time.Duration that reads and writes JSON as a Go duration
-// string such as "30s", which is how people write a timeout.
+// string such as "30s", which is how people write a timeout. Its decoding
+// errors name the field "timeout", its one use, since encoding/json does
+// not tell an UnmarshalJSON where it is.
 type Duration time.Duration
 
 // String formats d as time.Duration does.
@@ -143,7 +145,7 @@ func (r Request) Validate() error {
 // kjobs sets itself: overriding them would hide the pod from the runner's
 // informers or attribute it to another job.
 func CheckLabel(k, v string) error {
-	if strings.HasPrefix(k, ReservedLabelPrefix) || k == managedByLabel {
+	if strings.HasPrefix(k, reservedLabelPrefix) || k == managedByLabel {
 		return fmt.Errorf("%q is set by kjobs itself", k)
 	}
 	if msgs := validation.IsQualifiedName(k); len(msgs) > 0 {
@@ -155,10 +157,11 @@ func CheckLabel(k, v string) error {
 	return nil
 }
 
-// Label keys that CheckLabel reserves for kjobs.
+// Label keys that CheckLabel reserves for kjobs: reservedLabelPrefix
+// starts every label kjobs sets on its Jobs and pods, and managedByLabel
+// scopes the runner's informers.
 const (
-	// ReservedLabelPrefix starts every label kjobs sets on its Jobs.
-	ReservedLabelPrefix = "kjobs.dev/"
+	reservedLabelPrefix = "kjobs.dev/"
 	managedByLabel      = "app.kubernetes.io/managed-by"
 )
 
