@@ -610,3 +610,44 @@ func TestLabelRetention(t *testing.T) {
 		t.Errorf("%s expires in %v, want the retention %v", key, ttl, retention)
 	}
 }
+
+// TestListLabelsBounded checks that a filtered listing reads a bounded
+// number of entries per request: a page over many jobs that do not match
+// comes back short, with a cursor that goes on from where it stopped.
+func TestListLabelsBounded(t *testing.T) {
+	s, _, clk := setup(t)
+	ctx := context.Background()
+	const n = 1500 // more than one request reads
+	for i := range n {
+		if _, _, err := s.Create(ctx, fmt.Sprintf("job-%04d", i), job.Request{Function: "echo", Labels: map[string]string{"team": "a"}}, ""); err != nil {
+			t.Fatal(err)
+		}
+		clk.Add(time.Millisecond)
+	}
+	// Only the oldest job runs: every request but the last finds nothing.
+	if _, err := s.Start(ctx, "job-0000", attempt(1, job.OutcomeRunning, "")); err != nil {
+		t.Fatal(err)
+	}
+	opts := store.ListOptions{Labels: map[string]string{"team": "a"}, Status: job.Running, Limit: 10}
+	var got []string
+	requests := 0
+	for ; ; requests++ {
+		page, err := s.List(ctx, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range page.Jobs {
+			got = append(got, j.ID)
+		}
+		if page.Next == "" {
+			break
+		}
+		opts.Cursor = page.Next
+	}
+	if diff := cmp.Diff([]string{"job-0000"}, got); diff != "" {
+		t.Errorf("listed IDs (-want +got):\n%s", diff)
+	}
+	if requests != 1 {
+		t.Errorf("%d further requests, want 1: each reads at most a bounded number of entries", requests)
+	}
+}
