@@ -47,6 +47,10 @@ type envConfig struct {
 	ProcessorImage string `envconfig:"KJOBS_PROCESSOR_IMAGE" required:"true"`
 	// JobDeadline is each Job's activeDeadlineSeconds.
 	JobDeadline time.Duration `envconfig:"KJOBS_JOB_DEADLINE" default:"10m"`
+	// StartDeadline is how long a Job's pod may stay unschedulable, or
+	// wait with ErrImagePull or CreateContainerConfigError, before its
+	// attempt fails with that reason.
+	StartDeadline time.Duration `envconfig:"KJOBS_START_DEADLINE" default:"5m"`
 	// JobTTL is each Job's ttlSecondsAfterFinished: how long a finished Job
 	// whose outcome no dispatcher recorded is kept.
 	JobTTL time.Duration `envconfig:"KJOBS_JOB_TTL" default:"24h"`
@@ -114,7 +118,7 @@ func run(log *slog.Logger) error {
 	}
 	runner, err := kube.New(ctx, client, kube.Config{
 		Namespace: namespace, Image: env.ProcessorImage, ServiceAccount: env.JobServiceAccount,
-		Deadline: env.JobDeadline, TTL: env.JobTTL, Grace: env.JobGrace,
+		Deadline: env.JobDeadline, StartDeadline: env.StartDeadline, TTL: env.JobTTL, Grace: env.JobGrace,
 		FunctionsConfigMap: env.FunctionsConfigMap, Log: log,
 	})
 	if err != nil {

@@ -36,6 +36,11 @@ type Config struct {
 	SendTimeout time.Duration
 	// Schedules keeps schedules. Required.
 	Schedules schedule.Store
+	// JobDeadline is the install's bound on one attempt, the dispatcher's
+	// KJOBS_JOB_DEADLINE: a job's timeout may be shorter, never longer, so
+	// that a request is refused here rather than quietly cut to the
+	// deadline. Defaults to 10m, the dispatcher's default.
+	JobDeadline time.Duration
 	// Auth checks bearer tokens; nil serves every route without one, which
 	// only the local stack on loopback does.
 	Auth *Tokens
@@ -67,6 +72,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.JobDeadline <= 0 {
+		cfg.JobDeadline = 10 * time.Minute
 	}
 	if cfg.SendTimeout <= 0 {
 		cfg.SendTimeout = 10 * time.Second

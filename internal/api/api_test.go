@@ -145,13 +145,27 @@ func TestBadInput(t *testing.T) {
 		{"huge body", request{"POST", "/jobs", huge, nil}, 413, problem.BodyTooLarge, "", "65536 bytes"},
 		{"wrong content type", request{"POST", "/jobs", `{"function":"echo"}`, map[string]string{"Content-Type": "text/plain"}}, 415, problem.UnsupportedMediaType, "", "Content-Type: application/json"},
 		{"form content type", request{"POST", "/jobs", `{"function":"echo"}`, map[string]string{"Content-Type": "application/x-www-form-urlencoded"}}, 415, problem.UnsupportedMediaType, "", "application/json"},
+		{"timeout above the deadline", request{"POST", "/jobs", `{"function":"echo","timeout":"11m"}`, nil}, 400, problem.InvalidField, "timeout", "job deadline of 10m0s"},
+		{"timeout not a duration", request{"POST", "/jobs", `{"function":"echo","timeout":"ten seconds"}`, nil}, 400, problem.InvalidField, "timeout", "not a duration"},
+		{"timeout a number", request{"POST", "/jobs", `{"function":"echo","timeout":10}`, nil}, 400, problem.InvalidField, "timeout", "want a duration string"},
+		{"timeout zero", request{"POST", "/jobs", `{"function":"echo","timeout":"0s"}`, nil}, 400, problem.InvalidField, "timeout", "not positive"},
+		{"timeout negative", request{"POST", "/jobs", `{"function":"echo","timeout":"-5s"}`, nil}, 400, problem.InvalidField, "timeout", "not positive"},
+		{"malformed label key", request{"POST", "/jobs", `{"function":"echo","labels":{"team/":"data"}}`, nil}, 400, problem.InvalidField, "labels", "not a label key"},
+		{"malformed label value", request{"POST", "/jobs", `{"function":"echo","labels":{"team":"data team"}}`, nil}, 400, problem.InvalidField, "labels", "not a label value"},
+		{"reserved label", request{"POST", "/jobs", `{"function":"echo","labels":{"kjobs.dev/attempt":"1"}}`, nil}, 400, problem.InvalidField, "labels", "set by kjobs itself"},
+		{"reserved managed-by label", request{"POST", "/jobs", `{"function":"echo","labels":{"app.kubernetes.io/managed-by":"me"}}`, nil}, 400, problem.InvalidField, "labels", "set by kjobs itself"},
+		{"labels not strings", request{"POST", "/jobs", `{"function":"echo","labels":{"n":1}}`, nil}, 400, problem.InvalidField, "labels", "want a string"},
 		{"idempotency key too long", request{"POST", "/jobs", `{"function":"echo"}`, map[string]string{"Idempotency-Key": strings.Repeat("k", 256)}}, 400, problem.InvalidHeader, "", "Idempotency-Key"},
 		{"unknown status", request{"GET", "/jobs?status=done", "", nil}, 400, problem.InvalidQuery, "status", "queued, waiting, running"},
 		{"limit zero", request{"GET", "/jobs?limit=0", "", nil}, 400, problem.InvalidQuery, "limit", "1 to 200"},
 		{"limit not a number", request{"GET", "/jobs?limit=ten", "", nil}, 400, problem.InvalidQuery, "limit", "1 to 200"},
 		{"limit too large", request{"GET", "/jobs?limit=1000", "", nil}, 400, problem.InvalidQuery, "limit", "1 to 200"},
 		{"bad cursor", request{"GET", "/jobs?cursor=not-a-cursor", "", nil}, 400, problem.InvalidCursor, "cursor", "next value"},
-		{"unknown query parameter", request{"GET", "/jobs?page=2", "", nil}, 400, problem.InvalidQuery, "page", "status, limit and cursor"},
+		{"unknown query parameter", request{"GET", "/jobs?page=2", "", nil}, 400, problem.InvalidQuery, "page", "status, label, limit and cursor"},
+		{"label query without =", request{"GET", "/jobs?label=team", "", nil}, 400, problem.InvalidQuery, "label", "want key=value"},
+		{"label query with a bad key", request{"GET", "/jobs?label=-team=data", "", nil}, 400, problem.InvalidQuery, "label", "not a label key"},
+		{"label query with a bad value", request{"GET", "/jobs?label=team=a%20b", "", nil}, 400, problem.InvalidQuery, "label", "not a label value"},
+		{"label query with a key twice", request{"GET", "/jobs?label=team=a&label=team=b", "", nil}, 400, problem.InvalidQuery, "label", "given twice"},
 		{"unknown job", request{"GET", "/jobs/0199a6a0-0000-7000-8000-000000000000", "", nil}, 404, problem.NotFound, "", "no job"},
 		{"malformed job id", request{"GET", "/jobs/NOT_AN_ID", "", nil}, 404, problem.NotFound, "", "no job"},
 		{"unknown route", request{"GET", "/queues", "", nil}, 404, problem.NotFound, "", "/queues"},
@@ -358,6 +372,61 @@ func TestCancelJob(t *testing.T) {
 	var p problem.Details
 	if err := json.Unmarshal(body, &p); err != nil || resp.StatusCode != 409 || !strings.HasSuffix(p.Type, "/job-finished") || !strings.Contains(p.Detail, "succeeded") {
 		t.Errorf("cancel of a succeeded job: %d %s; want 409 job-finished", resp.StatusCode, body)
+	}
+}
+
+// TestLimitsAndLabels checks that a job's timeout and labels are recorded,
+// travel in its event, and select it in GET /jobs?label=.
+func TestLimitsAndLabels(t *testing.T) {
+	e := setup(t, false)
+	post := func(body string) job.Job {
+		t.Helper()
+		resp, b := e.do(t, request{"POST", "/jobs", body, nil})
+		var j job.Job
+		if err := json.Unmarshal(b, &j); err != nil || resp.StatusCode != 202 {
+			t.Fatalf("POST %s: %d %s", body, resp.StatusCode, b)
+		}
+		return j
+	}
+	a := post(`{"function":"echo","timeout":"2s","labels":{"team":"data","example.com/tier":"gold"}}`)
+	b := post(`{"function":"echo","labels":{"team":"data"}}`)
+	post(`{"function":"echo","labels":{"team":"web"}}`)
+
+	resp, body := e.do(t, request{"GET", "/jobs/" + a.ID, "", nil})
+	var raw map[string]any
+	if err := json.Unmarshal(body, &raw); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET the job: %d %s", resp.StatusCode, body)
+	}
+	if diff := cmp.Diff(map[string]any{"team": "data", "example.com/tier": "gold"}, raw["labels"]); raw["timeout"] != "2s" || diff != "" {
+		t.Errorf("GET the job: timeout %v, labels (-want +got):\n%s", raw["timeout"], diff)
+	}
+	req, err := event.Request(e.sender.sent()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := job.Request{Function: "echo", Timeout: job.Duration(2 * time.Second), Labels: map[string]string{"team": "data", "example.com/tier": "gold"}}
+	if diff := cmp.Diff(want, req); diff != "" {
+		t.Errorf("event data (-want +got):\n%s", diff)
+	}
+
+	for query, want := range map[string][]string{
+		"label=team=data": {b.ID, a.ID},
+		"label=team=data&label=example.com/tier=gold": {a.ID},
+		"label=team=data&status=queued&limit=1":       {b.ID},
+		"label=team=nobody":                           nil,
+	} {
+		resp, body := e.do(t, request{"GET", "/jobs?" + query, "", nil})
+		var page store.Page
+		if err := json.Unmarshal(body, &page); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("GET /jobs?%s: %d %s", query, resp.StatusCode, body)
+		}
+		var got []string
+		for _, j := range page.Jobs {
+			got = append(got, j.ID)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("GET /jobs?%s (-want +got):\n%s", query, diff)
+		}
 	}
 }
 

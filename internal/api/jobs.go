@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/kjobs/kjobs/internal/event"
@@ -34,6 +35,11 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request) {
 		problem.WriteField(w, r, problem.InvalidField, "schedule", "schedule: only a schedule's own ticks set it; create a schedule with POST /jobs/schedule")
 		return
 	}
+	if time.Duration(req.Timeout) > s.cfg.JobDeadline {
+		problem.WriteField(w, r, problem.InvalidField, "timeout",
+			fmt.Sprintf("timeout: %v is longer than this install's job deadline of %v", req.Timeout, s.cfg.JobDeadline))
+		return
+	}
 	if !checkFunction(w, r, req.Function, req.Args) {
 		return
 	}
@@ -52,8 +58,8 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request) {
 	if !created {
 		// As the IETF Idempotency-Key draft asks: a key names one request,
 		// and reusing it for another is the client's error.
-		if j.Function != req.Function || !maps.Equal(j.Args, argsOf(req)) {
-			problem.Write(w, r, problem.IdempotencyKeyReused, fmt.Sprintf("Idempotency-Key was first used for job %s, with another function or args; use a new key for a new request", j.ID))
+		if j.Function != req.Function || !maps.Equal(j.Args, argsOf(req)) || j.Timeout != req.Timeout || !maps.Equal(j.Labels, req.Labels) {
+			problem.Write(w, r, problem.IdempotencyKeyReused, fmt.Sprintf("Idempotency-Key was first used for job %s, with another function, args, timeout or labels; use a new key for a new request", j.ID))
 			return
 		}
 		w.Header().Set("Location", "/jobs/"+j.ID)
@@ -181,12 +187,18 @@ func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
 func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	for name := range q {
-		if name != "status" && name != "limit" && name != "cursor" {
-			problem.WriteField(w, r, problem.InvalidQuery, name, "unknown query parameter "+strconv.Quote(name)+"; use status, limit and cursor")
+		if name != "status" && name != "limit" && name != "cursor" && name != "label" {
+			problem.WriteField(w, r, problem.InvalidQuery, name, "unknown query parameter "+strconv.Quote(name)+"; use status, label, limit and cursor")
 			return
 		}
 	}
 	opts := store.ListOptions{Cursor: q.Get("cursor")}
+	labels, err := parseLabels(q["label"])
+	if err != nil {
+		problem.WriteField(w, r, problem.InvalidQuery, "label", err.Error())
+		return
+	}
+	opts.Labels = labels
 	if v := q.Get("status"); v != "" {
 		st, err := job.ParseStatus(v)
 		if err != nil {
@@ -213,6 +225,33 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, page)
+}
+
+// parseLabels reads the label=k=v query parameters: every one must match,
+// so one key given twice with two values could match nothing and is
+// refused as the mistake it must be.
+func parseLabels(params []string) (map[string]string, error) {
+	if len(params) == 0 {
+		return nil, nil
+	}
+	if len(params) > job.MaxLabels {
+		return nil, fmt.Errorf("%d labels, at most %d allowed: a job has no more", len(params), job.MaxLabels)
+	}
+	labels := make(map[string]string, len(params))
+	for _, p := range params {
+		k, v, ok := strings.Cut(p, "=")
+		if !ok {
+			return nil, fmt.Errorf("label %q: want key=value, such as label=team=data", p)
+		}
+		if err := job.CheckLabel(k, v); err != nil {
+			return nil, fmt.Errorf("label %q: %w", p, err)
+		}
+		if prev, dup := labels[k]; dup && prev != v {
+			return nil, fmt.Errorf("label %q: %q is given twice; a job has one value per label", p, k)
+		}
+		labels[k] = v
+	}
+	return labels, nil
 }
 
 func (s *Server) stats(w http.ResponseWriter, r *http.Request) {

@@ -228,7 +228,10 @@ func (d *Dispatcher) Receive(ctx context.Context, e cloudevents.Event) protocol.
 		return d.unavailable(log, err)
 	}
 	if err := d.retry(ctx, log, "creating the attempt's Job", func() error {
-		_, err := d.runner.Start(ctx, runner.Spec{JobID: id, Attempt: n, Function: req.Function, Args: req.Args})
+		_, err := d.runner.Start(ctx, runner.Spec{
+			JobID: id, Attempt: n, Function: req.Function, Args: req.Args,
+			Timeout: time.Duration(req.Timeout), Labels: req.Labels,
+		})
 		return err
 	}); err != nil {
 		return d.unavailable(log, err)

@@ -79,7 +79,7 @@ func (d *Dispatcher) sweep(ctx context.Context, sender event.Sender, age time.Du
 // dev.kjobs.job.requested whatever started the job; a schedule's job keeps
 // its schedule in the data.
 func resend(ctx context.Context, sender event.Sender, j job.Job) error {
-	e, err := event.NewRequested(j.ID, job.Request{Function: j.Function, Args: j.Args, Schedule: j.Schedule})
+	e, err := event.NewRequested(j.ID, j.Request())
 	if err != nil {
 		return err
 	}

@@ -14,10 +14,19 @@ type Job struct {
 	Status   Status    `json:"status"`
 	Attempts []Attempt `json:"attempts"`
 	// Schedule is the ID of the schedule that started the job, if any.
-	Schedule  string    `json:"schedule"`
-	Error     string    `json:"error,omitempty"`
-	CreatedAt time.Time `json:"createdAt"`
-	UpdatedAt time.Time `json:"updatedAt"`
+	Schedule string `json:"schedule"`
+	// Timeout and Labels are the request's, when it set them.
+	Timeout   Duration          `json:"timeout,omitempty"`
+	Labels    map[string]string `json:"labels,omitempty"`
+	Error     string            `json:"error,omitempty"`
+	CreatedAt time.Time         `json:"createdAt"`
+	UpdatedAt time.Time         `json:"updatedAt"`
+}
+
+// Request returns the request the job was created from, which the sweep
+// sends again for a job whose event was lost.
+func (j Job) Request() Request {
+	return Request{Function: j.Function, Args: j.Args, Schedule: j.Schedule, Timeout: j.Timeout, Labels: j.Labels}
 }
 
 // Outcome is how one attempt ended, or that it has not yet.

@@ -6,8 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // Request is what asks for a job: the data of a dev.kjobs.job.requested
@@ -17,6 +22,45 @@ type Request struct {
 	Args     Args   `json:"args,omitempty"`
 	// Schedule is the ID of the schedule the request came from, if any.
 	Schedule string `json:"schedule,omitempty"`
+	// Timeout bounds each attempt, below the install's job deadline; zero
+	// means the deadline. The API refuses one above the deadline; a runner
+	// given one anyway keeps to the deadline.
+	Timeout Duration `json:"timeout,omitempty"`
+	// Labels are copied to the attempt's Job and pod and index the job for
+	// GET /jobs?label=k=v. They follow the syntax of Kubernetes labels.
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// Duration is a time.Duration that reads and writes JSON as a Go duration
+// string such as "30s", which is how people write a timeout. Its decoding
+// errors name the field "timeout", its one use, since encoding/json does
+// not tell an UnmarshalJSON where it is.
+type Duration time.Duration
+
+// String formats d as time.Duration does.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalJSON writes d as a duration string.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(d.String())
+}
+
+// UnmarshalJSON reads a positive duration string. Zero is refused rather
+// than read as "no timeout", so that a request means what it says.
+func (d *Duration) UnmarshalJSON(data []byte) error {
+	var s string
+	if err := json.Unmarshal(data, &s); err != nil {
+		return &FieldError{Field: "timeout", Detail: fmt.Sprintf("got %s, want a duration string such as \"30s\" or \"5m\"", data)}
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return &FieldError{Field: "timeout", Detail: fmt.Sprintf("%q is not a duration: write it like \"30s\" or \"5m\"", s)}
+	}
+	if v <= 0 {
+		return &FieldError{Field: "timeout", Detail: fmt.Sprintf("%q is not positive", s)}
+	}
+	*d = Duration(v)
+	return nil
 }
 
 // DefaultFunction runs when POST /jobs has no body, like the classic demo
@@ -29,6 +73,9 @@ const (
 	MaxArgKeyLen    = 128
 	MaxArgValueLen  = 4096
 	maxFunctionName = 63
+	// MaxLabels bounds a job's labels: each is one more index entry
+	// written when the job is created.
+	MaxLabels = 16
 )
 
 var (
@@ -79,8 +126,44 @@ func (r Request) Validate() error {
 			return &FieldError{Field: "args." + k, Detail: fmt.Sprintf("value is %d bytes, at most %d allowed", len(v), MaxArgValueLen)}
 		}
 	}
+	if r.Timeout < 0 {
+		return &FieldError{Field: "timeout", Detail: fmt.Sprintf("%v is negative", r.Timeout)}
+	}
+	if len(r.Labels) > MaxLabels {
+		return &FieldError{Field: "labels", Detail: fmt.Sprintf("%d labels, at most %d allowed", len(r.Labels), MaxLabels)}
+	}
+	for _, k := range slices.Sorted(maps.Keys(r.Labels)) {
+		if err := CheckLabel(k, r.Labels[k]); err != nil {
+			return &FieldError{Field: "labels", Detail: err.Error()}
+		}
+	}
 	return nil
 }
+
+// CheckLabel checks one label as the API server would check it on a pod,
+// so that a job's labels never make its Job invalid, and refuses the keys
+// kjobs sets itself: overriding them would hide the pod from the runner's
+// informers or attribute it to another job.
+func CheckLabel(k, v string) error {
+	if strings.HasPrefix(k, reservedLabelPrefix) || k == managedByLabel {
+		return fmt.Errorf("%q is set by kjobs itself", k)
+	}
+	if msgs := validation.IsQualifiedName(k); len(msgs) > 0 {
+		return fmt.Errorf("%q is not a label key: %s", k, strings.Join(msgs, "; "))
+	}
+	if msgs := validation.IsValidLabelValue(v); len(msgs) > 0 {
+		return fmt.Errorf("%q: %q is not a label value: %s", k, v, strings.Join(msgs, "; "))
+	}
+	return nil
+}
+
+// Label keys that CheckLabel reserves for kjobs: reservedLabelPrefix
+// starts every label kjobs sets on its Jobs and pods, and managedByLabel
+// scopes the runner's informers.
+const (
+	reservedLabelPrefix = "kjobs.dev/"
+	managedByLabel      = "app.kubernetes.io/managed-by"
+)
 
 // DecodeJSON decodes one JSON value into v strictly: unknown fields,
 // trailing data and values of the wrong type are *FieldError that say what
@@ -100,7 +183,11 @@ func DecodeJSON(data []byte, v any) error {
 func describeJSONError(err error) error {
 	var typeErr *json.UnmarshalTypeError
 	var syntaxErr *json.SyntaxError
+	var fieldErr *FieldError
 	switch {
+	case errors.As(err, &fieldErr):
+		// A type's own UnmarshalJSON, such as Duration's, names its field.
+		return fieldErr
 	case errors.As(err, &typeErr):
 		field := typeErr.Field
 		if field == "" {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -28,6 +29,18 @@ func TestDecodeRequest(t *testing.T) {
 		{"upper-case function", `{"function":"Echo"}`, Request{}, "function"},
 		{"bad arg name", `{"args":{"1x":"v"}}`, Request{}, "args"},
 		{"long arg value", `{"args":{"v":"` + strings.Repeat("x", MaxArgValueLen+1) + `"}}`, Request{}, "args.v"},
+		{"timeout and labels", `{"function":"sleep","timeout":"1m30s","labels":{"team":"data","example.com/tier":"batch"}}`,
+			Request{Function: "sleep", Timeout: Duration(90 * time.Second), Labels: map[string]string{"team": "data", "example.com/tier": "batch"}}, ""},
+		{"timeout not a duration", `{"timeout":"soon"}`, Request{}, "timeout"},
+		{"timeout a number", `{"timeout":30}`, Request{}, "timeout"},
+		{"timeout zero", `{"timeout":"0s"}`, Request{}, "timeout"},
+		{"timeout negative", `{"timeout":"-1s"}`, Request{}, "timeout"},
+		{"malformed label key", `{"labels":{"-team":"data"}}`, Request{}, "labels"},
+		{"malformed label value", `{"labels":{"team":"data team"}}`, Request{}, "labels"},
+		{"long label value", `{"labels":{"team":"` + strings.Repeat("x", 64) + `"}}`, Request{}, "labels"},
+		{"reserved label prefix", `{"labels":{"kjobs.dev/job-id":"x"}}`, Request{}, "labels"},
+		{"reserved managed-by label", `{"labels":{"app.kubernetes.io/managed-by":"me"}}`, Request{}, "labels"},
+		{"label value not a string", `{"labels":{"n":1}}`, Request{}, "labels"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -67,7 +80,7 @@ func TestValidateID(t *testing.T) {
 // a FieldError naming a field, and every request it accepts must be valid.
 func FuzzDecodeRequest(f *testing.F) {
 	for _, seed := range []string{"", "null", `{"function":"sleep","args":{"seconds":"1"}}`, `{"function":5}`,
-		`{"args":{"a":"b"},"schedule":"x"}`, `{"function":"a"} {}`, `[`, `{"args":{"":""}}`, "\xff"} {
+		`{"args":{"a":"b"},"schedule":"x"}`, `{"timeout":"2s","labels":{"a":"b"}}`, `{"function":"a"} {}`, `[`, `{"args":{"":""}}`, "\xff"} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, body string) {
@@ -83,4 +96,14 @@ func FuzzDecodeRequest(f *testing.F) {
 			t.Fatalf("accepted an invalid request %+v: %v", req, err)
 		}
 	})
+}
+
+// TestJobRequest checks that a job's record gives back every field of the
+// request it was created from, which the sweep sends again.
+func TestJobRequest(t *testing.T) {
+	want := Request{Function: "sleep", Args: Args{"seconds": "1"}, Schedule: "s1", Timeout: Duration(time.Minute), Labels: map[string]string{"team": "data"}}
+	j := Job{ID: "j1", Function: want.Function, Args: want.Args, Schedule: want.Schedule, Timeout: want.Timeout, Labels: want.Labels, Status: Running}
+	if diff := cmp.Diff(want, j.Request()); diff != "" {
+		t.Errorf("Request() (-want +got):\n%s", diff)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/kjobs/kjobs/internal/job"
 )
@@ -18,6 +19,23 @@ type Spec struct {
 	Attempt  int
 	Function string
 	Args     job.Args
+	// Timeout bounds the attempt; zero, or more than the runner's own
+	// deadline, means that deadline.
+	Timeout time.Duration
+	// Labels are the job's own, for the attempt's Job and pod.
+	Labels map[string]string
+}
+
+// Deadline returns how long the attempt may run under a runner whose own
+// deadline is max: the spec's timeout, when it has one within max. A
+// timeout above max comes from an API configured with a longer deadline
+// than the dispatcher; the dispatcher's wins, as it is the one that bounds
+// the Broker's delivery timeout.
+func (s Spec) Deadline(max time.Duration) time.Duration {
+	if s.Timeout > 0 && s.Timeout < max {
+		return s.Timeout
+	}
+	return max
 }
 
 // Name is the deterministic name of an attempt: the Kubernetes Job name,

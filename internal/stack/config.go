@@ -47,6 +47,10 @@ type Config struct {
 	// Jobs. Defaults to default, which every namespace has; the Jobs do
 	// not mount its token.
 	JobServiceAccount string `envconfig:"KJOBS_JOB_SERVICE_ACCOUNT" default:"default"`
+	// StartDeadline is how long a Job's pod may stay unschedulable, or wait
+	// with ErrImagePull or CreateContainerConfigError, before its attempt
+	// fails with that reason (kubernetes runner). Defaults to 5m.
+	StartDeadline time.Duration `envconfig:"KJOBS_START_DEADLINE" default:"5m"`
 	// JobTTL is how long a finished Job whose outcome nothing recorded stays
 	// in the cluster. Defaults to 24h.
 	JobTTL time.Duration `envconfig:"KJOBS_JOB_TTL" default:"24h"`

@@ -110,7 +110,8 @@ func Run(ctx context.Context, cfg Config, apiListener net.Listener, log *slog.Lo
 		}
 	}
 	apiServer := httpserver.New(api.New(api.Config{
-		Store: st, Sender: broker, Schedules: schedules, Auth: auth, Log: log.With("component", "api"),
+		Store: st, Sender: broker, Schedules: schedules, JobDeadline: cfg.JobDeadline, Auth: auth,
+		Log: log.With("component", "api"),
 	}), httpserver.Timeouts{}, log)
 
 	log.Info("kjobs is running", "api", "http://"+apiListener.Addr().String(), "runner", cfg.Runner, "redis", redisName(cfg.RedisURL))
@@ -149,7 +150,7 @@ func backends(ctx context.Context, cfg Config, log *slog.Logger) (runner.Runner,
 	}
 	r, err := kube.New(ctx, kc, kube.Config{
 		Namespace: namespace, Image: cfg.ProcessorImage, ServiceAccount: cfg.JobServiceAccount,
-		Deadline: cfg.JobDeadline, TTL: cfg.JobTTL, Grace: cfg.JobGrace, Log: log,
+		Deadline: cfg.JobDeadline, StartDeadline: cfg.StartDeadline, TTL: cfg.JobTTL, Grace: cfg.JobGrace, Log: log,
 	})
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("stack: %w", err)

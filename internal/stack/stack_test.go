@@ -236,3 +236,32 @@ func TestPipeline(t *testing.T) {
 		t.Errorf("stats = %+v, want %+v", got, want)
 	}
 }
+
+// TestTimeout checks a job's own timeout end to end: each attempt is
+// stopped after it with reason DeadlineExceeded, the Broker's retries run
+// as for any failure, and the job's labels find it.
+func TestTimeout(t *testing.T) {
+	c := start(t)
+	id := c.submit(`{"function":"sleep","args":{"seconds":"10"},"timeout":"2s","labels":{"suite":"limits"}}`)
+	j := c.wait(id, 40*time.Second)
+	if j.Status != job.Failed || len(j.Attempts) != 3 {
+		t.Fatalf("job %s with %d attempts, want failed after 3", j.Status, len(j.Attempts))
+	}
+	for _, a := range j.Attempts {
+		if a.Reason != "DeadlineExceeded" || a.FinishedAt == nil {
+			t.Fatalf("attempt %+v, want failed with reason DeadlineExceeded", a)
+		}
+		// SIGTERM at the timeout; the processor exits at once.
+		if ran := a.FinishedAt.Sub(a.StartedAt); ran < 2*time.Second-100*time.Millisecond || ran > 3*time.Second {
+			t.Errorf("attempt %d ran %v, want about the 2s timeout", a.Attempt, ran)
+		}
+	}
+	if time.Duration(j.Timeout) != 2*time.Second || j.Labels["suite"] != "limits" {
+		t.Errorf("job timeout %v, labels %v; want 2s and suite=limits", j.Timeout, j.Labels)
+	}
+	var page store.Page
+	c.do("GET", "/jobs?label=suite=limits&status=failed", "", &page)
+	if len(page.Jobs) != 1 || page.Jobs[0].ID != id {
+		t.Errorf("GET /jobs?label=suite=limits&status=failed listed %+v, want the job", page.Jobs)
+	}
+}

@@ -15,7 +15,8 @@ const prefix = "kjobs:{kjobs}:"
 
 // jobKey is a HASH with one job's record:
 //
-//	id, function, args (JSON), schedule, status, attempt (current number),
+//	id, function, args (JSON), schedule, timeout (a Go duration, or ""),
+//	labels (JSON, or ""), status, attempt (current number),
 //	error, createdAt, updatedAt (Unix ms), a:<n> (attempt n as JSON),
 //	deadLetter (the Broker's reason, kept while the attempt it gave up
 //	during still runs), seq (its place in its function's queue, once it
@@ -29,6 +30,13 @@ func indexKey() string { return prefix + "index" }
 
 // statusKey is a ZSET like indexKey of the jobs in one status.
 func statusKey(s job.Status) string { return prefix + "status:" + string(s) }
+
+// labelKey is a ZSET like indexKey of the jobs created with label k=v. The
+// create script writes it and trims it to the retention, and gives it the
+// retention as its expiry: once no job with the label was created for that
+// long, every entry would have been trimmed anyway. Neither a label key nor
+// a label value can hold '=', so the key names one label.
+func labelKey(k, v string) string { return prefix + "label:" + k + "=" + v }
 
 // statsKey is a HASH of counters: succeeded, failed, canceled, retries
 // (cumulative) and queued, waiting, running, retrying (jobs in that status

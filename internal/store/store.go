@@ -13,6 +13,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -80,16 +82,20 @@ func (s *Store) Ping(ctx context.Context) error {
 // KEYS[5] idempotency key (only read when ARGV[8] is "1"),
 // KEYS[6] status:succeeded, KEYS[7] status:failed, KEYS[8] the schedule's
 // deletion mark (only read when ARGV[4] is not ""), KEYS[9] status:waiting,
-// KEYS[10] status:canceled.
+// KEYS[10] status:canceled, KEYS[11...] the label ZSETs of the job's labels.
 // ARGV[1] id, ARGV[2] function, ARGV[3] args JSON, ARGV[4] schedule,
 // ARGV[5] now (Unix ms), ARGV[6] index member, ARGV[7] retention (s),
 // ARGV[8] "1" to honour the idempotency key, ARGV[9] the oldest member kept,
-// or "" not to trim.
+// or "" not to trim, ARGV[10] timeout, ARGV[11] labels JSON, ARGV[12] the
+// oldest member kept in the label ZSETs.
 //
 // Returns {1, id, status} when created, {0, id} with the ID that already
 // stands for this job or idempotency key, {-1, ""} for a new job of a
 // deleted schedule. It also trims index entries older than the retention,
-// which keeps the index as small as the records it points to.
+// which keeps the index as small as the records it points to. The job's own
+// label ZSETs are trimmed on every create rather than every trimEvery, since
+// only a create with the label reaches them; each trim removes what expired
+// since the last, so it costs what the entries cost to write.
 var createScript = redis.NewScript(capsLib + `
 if ARGV[8] == "1" then
   local first = redis.call("GET", KEYS[5])
@@ -98,7 +104,8 @@ end
 if redis.call("EXISTS", KEYS[1]) == 1 then return {0, ARGV[1]} end
 if ARGV[4] ~= "" and redis.call("EXISTS", KEYS[8]) == 1 then return {-1, ""} end
 local id, fn, status, set = ARGV[1], ARGV[2], "queued", KEYS[3]
-local rec = {"id", id, "function", fn, "args", ARGV[3], "schedule", ARGV[4], "attempt", 0,
+local rec = {"id", id, "function", fn, "args", ARGV[3], "schedule", ARGV[4],
+  "timeout", ARGV[10], "labels", ARGV[11], "attempt", 0,
   "member", ARGV[6], "createdAt", ARGV[5], "updatedAt", ARGV[5]}
 local f, i = capsOf(fn)
 if f ~= nil or i ~= nil then
@@ -132,6 +139,11 @@ if ARGV[9] ~= "" then
   redis.call("ZREMRANGEBYLEX", KEYS[7], "-", "(" .. ARGV[9])
   redis.call("ZREMRANGEBYLEX", KEYS[10], "-", "(" .. ARGV[9])
 end
+for i = 11, #KEYS do
+  redis.call("ZADD", KEYS[i], 0, ARGV[6])
+  redis.call("ZREMRANGEBYLEX", KEYS[i], "-", "(" .. ARGV[12])
+  redis.call("EXPIRE", KEYS[i], ARGV[7])
+end
 return {1, id, status}
 `)
 
@@ -147,15 +159,27 @@ func (s *Store) Create(ctx context.Context, id string, req job.Request, idempote
 	if err != nil {
 		return job.Job{}, false, fmt.Errorf("store.Create: %w", err)
 	}
+	var timeout, labels string
+	if req.Timeout > 0 {
+		timeout = req.Timeout.String()
+	}
+	if len(req.Labels) > 0 {
+		// A map of strings always marshals.
+		raw, _ := json.Marshal(req.Labels)
+		labels = string(raw)
+	}
 	useKey, key := "0", jobKey(id)
 	if idempotencyKey != "" {
 		useKey, key = "1", idemKey(idempotencyKey)
 	}
-	res, err := createScript.Run(ctx, s.rdb,
-		[]string{jobKey(id), indexKey(), statusKey(job.Queued), statsKey(), key, statusKey(job.Succeeded), statusKey(job.Failed),
-			deletedScheduleKey(req.Schedule), statusKey(job.Waiting), statusKey(job.Canceled)},
+	keys := []string{jobKey(id), indexKey(), statusKey(job.Queued), statsKey(), key, statusKey(job.Succeeded), statusKey(job.Failed),
+		deletedScheduleKey(req.Schedule), statusKey(job.Waiting), statusKey(job.Canceled)}
+	for _, k := range slices.Sorted(maps.Keys(req.Labels)) {
+		keys = append(keys, labelKey(k, req.Labels[k]))
+	}
+	res, err := createScript.Run(ctx, s.rdb, keys,
 		id, req.Function, args, req.Schedule, now.UnixMilli(), member(now, id), int64(s.retention/time.Second), useKey,
-		s.trimBound(now),
+		s.trimBound(now), timeout, labels, member(now.Add(-s.retention), ""),
 	).Slice()
 	if err != nil {
 		return job.Job{}, false, fmt.Errorf("store.Create: %w", err)
@@ -167,7 +191,8 @@ func (s *Store) Create(ctx context.Context, id string, req job.Request, idempote
 		at := time.UnixMilli(now.UnixMilli())
 		return job.Job{
 			ID: id, Function: req.Function, Args: argsOrEmpty(req.Args), Status: job.Status(res[2].(string)),
-			Attempts: []job.Attempt{}, Schedule: req.Schedule, CreatedAt: at, UpdatedAt: at,
+			Attempts: []job.Attempt{}, Schedule: req.Schedule, Timeout: req.Timeout, Labels: maps.Clone(req.Labels),
+			CreatedAt: at, UpdatedAt: at,
 		}, true, nil
 	}
 	j, err = s.Get(ctx, res[1].(string))
@@ -217,7 +242,9 @@ return 1
 
 // Abandon undoes Create for a job whose event could not be sent, so that a
 // failed POST /jobs leaves nothing behind and a retry with the same
-// Idempotency-Key creates the job afresh.
+// Idempotency-Key creates the job afresh. The job's label ZSETs keep its
+// entry until the retention trims it: List skips an entry without a record,
+// and the script would otherwise need the labels' keys from the caller.
 func (s *Store) Abandon(ctx context.Context, id, idempotencyKey string) error {
 	useKey, key := "0", jobKey(id)
 	if idempotencyKey != "" {

@@ -60,7 +60,7 @@ func attempt(n int, outcome job.Outcome, msg string) job.Attempt {
 func TestCreateAndGet(t *testing.T) {
 	s, _, clk := setup(t)
 	ctx := context.Background()
-	req := job.Request{Function: "sleep", Args: job.Args{"seconds": "1"}}
+	req := job.Request{Function: "sleep", Args: job.Args{"seconds": "1"}, Timeout: job.Duration(90 * time.Second), Labels: map[string]string{"team": "data"}}
 	created, ok, err := s.Create(ctx, "j1", req, "")
 	if err != nil || !ok {
 		t.Fatalf("Create = %v, %v; want created", ok, err)
@@ -73,7 +73,8 @@ func TestCreateAndGet(t *testing.T) {
 		t.Errorf("Get differs from what Create returned (-want +got):\n%s", diff)
 	}
 	want := job.Job{ID: "j1", Function: "sleep", Args: job.Args{"seconds": "1"}, Status: job.Queued,
-		Attempts: []job.Attempt{}, CreatedAt: clk.Now(), UpdatedAt: clk.Now()}
+		Attempts: []job.Attempt{}, Timeout: job.Duration(90 * time.Second), Labels: map[string]string{"team": "data"},
+		CreatedAt: clk.Now(), UpdatedAt: clk.Now()}
 	if diff := cmp.Diff(want, got, cmpopts.EquateApproxTime(0)); diff != "" {
 		t.Errorf("Get (-want +got):\n%s", diff)
 	}
@@ -505,5 +506,154 @@ func TestStale(t *testing.T) {
 		if got, err := s.Claim(ctx, "old-queued", time.Minute); err != nil || got != want {
 			t.Errorf("claim %d: %v, %v; want %v", i+1, got, err, want)
 		}
+	}
+}
+
+// TestListLabels checks listing by labels: one label walks its own index,
+// several labels or a label and a status filter what it reads, and paging
+// by cursor neither repeats nor skips a job either way.
+func TestListLabels(t *testing.T) {
+	s, _, clk := setup(t)
+	ctx := context.Background()
+	// job-i has team=a when i is even, else team=b; tier=gold when i%3 == 0;
+	// it runs when i%4 == 0.
+	for i := range 30 {
+		id := fmt.Sprintf("job-%02d", i)
+		labels := map[string]string{"team": "b"}
+		if i%2 == 0 {
+			labels["team"] = "a"
+		}
+		if i%3 == 0 {
+			labels["tier"] = "gold"
+		}
+		if _, _, err := s.Create(ctx, id, job.Request{Function: "echo", Labels: labels}, ""); err != nil {
+			t.Fatal(err)
+		}
+		if i%4 == 0 {
+			if _, err := s.Start(ctx, id, attempt(1, job.OutcomeRunning, "")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		clk.Add(time.Millisecond)
+	}
+	want := func(keep func(i int) bool) []string {
+		var ids []string
+		for i := 29; i >= 0; i-- {
+			if keep(i) {
+				ids = append(ids, fmt.Sprintf("job-%02d", i))
+			}
+		}
+		return ids
+	}
+
+	tests := []struct {
+		name  string
+		opts  store.ListOptions
+		limit int
+		want  []string
+	}{{
+		name: "one label",
+		opts: store.ListOptions{Labels: map[string]string{"team": "a"}},
+		want: want(func(i int) bool { return i%2 == 0 }),
+	}, {
+		name: "two labels",
+		opts: store.ListOptions{Labels: map[string]string{"team": "a", "tier": "gold"}},
+		want: want(func(i int) bool { return i%6 == 0 }),
+	}, {
+		name: "a label and a status",
+		opts: store.ListOptions{Labels: map[string]string{"tier": "gold"}, Status: job.Running},
+		want: want(func(i int) bool { return i%12 == 0 }),
+	}, {
+		name: "a label no job has",
+		opts: store.ListOptions{Labels: map[string]string{"team": "c"}},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, limit := range []int{2, 3, 100} {
+				var got []string
+				opts := tt.opts
+				opts.Limit = limit
+				for {
+					page, err := s.List(ctx, opts)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, j := range page.Jobs {
+						got = append(got, j.ID)
+					}
+					if page.Next == "" {
+						break
+					}
+					opts.Cursor = page.Next
+				}
+				if diff := cmp.Diff(tt.want, got); diff != "" {
+					t.Errorf("limit %d: listed IDs (-want +got):\n%s", limit, diff)
+				}
+			}
+		})
+	}
+}
+
+// TestLabelRetention checks that a label's index is trimmed on the
+// retention of the index, and expires with its newest entry.
+func TestLabelRetention(t *testing.T) {
+	s, rdb, clk := setup(t)
+	ctx := context.Background()
+	labels := map[string]string{"team": "a"}
+	if _, _, err := s.Create(ctx, "old", job.Request{Function: "echo", Labels: labels}, ""); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(retention + time.Minute)
+	if _, _, err := s.Create(ctx, "new", job.Request{Function: "echo", Labels: labels}, ""); err != nil {
+		t.Fatal(err)
+	}
+	key := "kjobs:{kjobs}:label:team=a"
+	members := rdb.ZRange(ctx, key, 0, -1).Val()
+	if len(members) != 1 || members[0][14:] != "new" {
+		t.Errorf("%s = %v, want only the new job", key, members)
+	}
+	if ttl := rdb.TTL(ctx, key).Val(); ttl <= retention-time.Minute || ttl > retention {
+		t.Errorf("%s expires in %v, want the retention %v", key, ttl, retention)
+	}
+}
+
+// TestListLabelsBounded checks that a filtered listing reads a bounded
+// number of entries per request: a page over many jobs that do not match
+// comes back short, with a cursor that goes on from where it stopped.
+func TestListLabelsBounded(t *testing.T) {
+	s, _, clk := setup(t)
+	ctx := context.Background()
+	const n = 1500 // more than one request reads
+	for i := range n {
+		if _, _, err := s.Create(ctx, fmt.Sprintf("job-%04d", i), job.Request{Function: "echo", Labels: map[string]string{"team": "a"}}, ""); err != nil {
+			t.Fatal(err)
+		}
+		clk.Add(time.Millisecond)
+	}
+	// Only the oldest job runs: every request but the last finds nothing.
+	if _, err := s.Start(ctx, "job-0000", attempt(1, job.OutcomeRunning, "")); err != nil {
+		t.Fatal(err)
+	}
+	opts := store.ListOptions{Labels: map[string]string{"team": "a"}, Status: job.Running, Limit: 10}
+	var got []string
+	requests := 0
+	for ; ; requests++ {
+		page, err := s.List(ctx, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range page.Jobs {
+			got = append(got, j.ID)
+		}
+		if page.Next == "" {
+			break
+		}
+		opts.Cursor = page.Next
+	}
+	if diff := cmp.Diff([]string{"job-0000"}, got); diff != "" {
+		t.Errorf("listed IDs (-want +got):\n%s", diff)
+	}
+	if requests != 1 {
+		t.Errorf("%d further requests, want 1: each reads at most a bounded number of entries", requests)
 	}
 }

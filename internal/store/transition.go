@@ -240,6 +240,19 @@ func decodeJob(f map[string]string) (job.Job, error) {
 	if err := json.Unmarshal([]byte(f["args"]), &j.Args); err != nil {
 		return job.Job{}, fmt.Errorf("decoding args: %w", err)
 	}
+	// Jobs created before timeouts and labels existed have neither field.
+	if v := f["timeout"]; v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return job.Job{}, fmt.Errorf("decoding timeout: %w", err)
+		}
+		j.Timeout = job.Duration(d)
+	}
+	if v := f["labels"]; v != "" {
+		if err := json.Unmarshal([]byte(v), &j.Labels); err != nil {
+			return job.Job{}, fmt.Errorf("decoding labels: %w", err)
+		}
+	}
 	created, _ := strconv.ParseInt(f["createdAt"], 10, 64)
 	updated, _ := strconv.ParseInt(f["updatedAt"], 10, 64)
 	j.CreatedAt, j.UpdatedAt = time.UnixMilli(created), time.UnixMilli(updated)

@@ -39,6 +39,9 @@ type envConfig struct {
 	TokensFile string `envconfig:"KJOBS_AUTH_TOKENS_FILE" default:"/var/run/secrets/kjobs/tokens"`
 	// AuthDisabled serves every route without a token. For local use only.
 	AuthDisabled bool `envconfig:"KJOBS_AUTH_DISABLED" default:"false"`
+	// JobDeadline is the dispatcher's bound on one attempt: a job's timeout
+	// may not be longer. Set it to the dispatcher's KJOBS_JOB_DEADLINE.
+	JobDeadline time.Duration `envconfig:"KJOBS_JOB_DEADLINE" default:"10m"`
 	// Retention is how long finished jobs are kept.
 	Retention time.Duration `envconfig:"KJOBS_RETENTION" default:"168h"`
 	// Namespace holds the PingSources. Defaults to the pod's own namespace.
@@ -87,11 +90,12 @@ func run(log *slog.Logger) error {
 		return err
 	}
 	handler := api.New(api.Config{
-		Store:     store.New(rdb, store.Options{Retention: env.Retention}),
-		Sender:    sender,
-		Schedules: ping.New(eventing, ping.Config{Namespace: namespace, Broker: env.Broker}),
-		Auth:      auth,
-		Log:       log,
+		Store:       store.New(rdb, store.Options{Retention: env.Retention}),
+		Sender:      sender,
+		Schedules:   ping.New(eventing, ping.Config{Namespace: namespace, Broker: env.Broker}),
+		JobDeadline: env.JobDeadline,
+		Auth:        auth,
+		Log:         log,
 	})
 	l, err := net.Listen("tcp", net.JoinHostPort(env.Host, strconv.Itoa(env.Port)))
 	if err != nil {

@@ -28,6 +28,13 @@ type Config struct {
 	// activeDeadlineSeconds, rounded up to whole seconds (KJOBS_JOB_DEADLINE).
 	// Defaults to 10m.
 	Deadline time.Duration
+	// StartDeadline bounds how long an attempt's pod may wait to start
+	// while unschedulable, or while its container waits with ErrImagePull
+	// or CreateContainerConfigError, before the reconciler fails the
+	// attempt with that reason (KJOBS_START_DEADLINE). ImagePullBackOff and
+	// InvalidImageName fail it at once. Without it such a pod would hold
+	// the attempt, and the delivery, for the whole Deadline. Defaults to 5m.
+	StartDeadline time.Duration
 	// TTL is how long a finished Job is kept when no dispatcher records its
 	// outcome, as its ttlSecondsAfterFinished (KJOBS_JOB_TTL): a backstop
 	// for an install whose dispatcher is gone. Defaults to 24h.
@@ -51,6 +58,7 @@ type Config struct {
 const (
 	DefaultServiceAccount     = "kjobs-job"
 	DefaultDeadline           = 10 * time.Minute
+	DefaultStartDeadline      = 5 * time.Minute
 	DefaultTTL                = 24 * time.Hour
 	DefaultGrace              = 10 * time.Minute
 	DefaultFunctionsConfigMap = "kjobs-functions"
@@ -63,6 +71,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Deadline == 0 {
 		c.Deadline = DefaultDeadline
+	}
+	if c.StartDeadline == 0 {
+		c.StartDeadline = DefaultStartDeadline
 	}
 	if c.TTL == 0 {
 		c.TTL = DefaultTTL
@@ -105,6 +116,9 @@ func (c Config) validate() error {
 	}
 	if c.Deadline < time.Second {
 		bad("Deadline", "KJOBS_JOB_DEADLINE", fmt.Sprintf("%v is shorter than the 1s a Job's activeDeadlineSeconds can express", c.Deadline))
+	}
+	if c.StartDeadline < 0 {
+		bad("StartDeadline", "KJOBS_START_DEADLINE", fmt.Sprintf("%v is negative", c.StartDeadline))
 	}
 	switch {
 	case c.TTL < time.Second:

@@ -18,11 +18,11 @@ func TestConfigWithDefaults(t *testing.T) {
 	}{{
 		name: "unset fields get their defaults",
 		in:   Config{Namespace: "kjobs", Image: "processor"},
-		want: Config{Namespace: "kjobs", Image: "processor", ServiceAccount: "kjobs-job", Deadline: 10 * time.Minute, TTL: 24 * time.Hour, Grace: 10 * time.Minute, FunctionsConfigMap: "kjobs-functions"},
+		want: Config{Namespace: "kjobs", Image: "processor", ServiceAccount: "kjobs-job", Deadline: 10 * time.Minute, StartDeadline: 5 * time.Minute, TTL: 24 * time.Hour, Grace: 10 * time.Minute, FunctionsConfigMap: "kjobs-functions"},
 	}, {
 		name: "set fields are kept",
-		in:   Config{Namespace: "n", Image: "i", ServiceAccount: "sa", Deadline: time.Minute, TTL: 2 * time.Hour, Grace: time.Minute, FunctionsConfigMap: "cm"},
-		want: Config{Namespace: "n", Image: "i", ServiceAccount: "sa", Deadline: time.Minute, TTL: 2 * time.Hour, Grace: time.Minute, FunctionsConfigMap: "cm"},
+		in:   Config{Namespace: "n", Image: "i", ServiceAccount: "sa", Deadline: time.Minute, StartDeadline: time.Second, TTL: 2 * time.Hour, Grace: time.Minute, FunctionsConfigMap: "cm"},
+		want: Config{Namespace: "n", Image: "i", ServiceAccount: "sa", Deadline: time.Minute, StartDeadline: time.Second, TTL: 2 * time.Hour, Grace: time.Minute, FunctionsConfigMap: "cm"},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -52,6 +52,7 @@ func TestConfigValidate(t *testing.T) {
 		{name: "no image", change: func(c *Config) { c.Image = "" }, want: []string{"Image (KJOBS_PROCESSOR_IMAGE): required"}},
 		{name: "bad service account", change: func(c *Config) { c.ServiceAccount = "Job SA" }, want: []string{"ServiceAccount:", `"Job SA" is not a service account name`}},
 		{name: "deadline under a second", change: func(c *Config) { c.Deadline = 500 * time.Millisecond }, want: []string{"Deadline (KJOBS_JOB_DEADLINE)", "500ms"}},
+		{name: "negative start deadline", change: func(c *Config) { c.StartDeadline = -time.Second }, want: []string{"StartDeadline (KJOBS_START_DEADLINE)", "-1s"}},
 		{name: "negative TTL", change: func(c *Config) { c.TTL = -time.Second }, want: []string{"TTL (KJOBS_JOB_TTL)", "-1s"}},
 		{name: "negative grace", change: func(c *Config) { c.Grace = -time.Second }, want: []string{"Grace (KJOBS_JOB_GRACE)", "-1s"}},
 		{name: "TTL past int32 seconds", change: func(c *Config) { c.TTL = 100 * 365 * 24 * time.Hour }, want: []string{"TTL (KJOBS_JOB_TTL)", "longer than ttlSecondsAfterFinished can express"}},

@@ -7,7 +7,8 @@
 // kjobs.dev/job-id, kjobs.dev/attempt, kjobs.dev/function and
 // app.kubernetes.io/managed-by=kjobs, its pod template too. The Job runs one
 // pod, never retried (backoffLimit 0: retries are the Broker's, one new Job
-// each), for at most Config.Deadline. Once its outcome is recorded it is
+// each), for at most the job's timeout or else Config.Deadline. The job's
+// own labels are on the Job and its pod, below kjobs' own. Once its outcome is recorded it is
 // removed Config.Grace later; one whose outcome no dispatcher recorded is
 // removed Config.TTL after it finished. The pod runs the processor image as user 65532 with a
 // read-only root file system, no capabilities and no service account token,
@@ -33,6 +34,21 @@
 // none), else the Failed condition's reason and message, such as
 // DeadlineExceeded.
 //
+// # Disruptions, and pods that cannot start
+//
+// Every Job's podFailurePolicy ignores a pod failure with the
+// DisruptionTarget condition (eviction, preemption, a node autoscaler's
+// consolidation): the Job controller replaces the pod within the same Job,
+// so the disruption uses up no attempt. A placement's doNotDisrupt also
+// annotates the pod karpenter.sh/do-not-disrupt.
+//
+// A pod that cannot start fails its attempt with the reason instead of
+// holding it until the deadline: the reconciler annotates the Job
+// kjobs.dev/start-failure and lowers its activeDeadlineSeconds, which the
+// API server accepts on a running Job, so that the Job controller fails it
+// as it would any Job past its deadline (see cannotStart for which reasons
+// fail at once and which after Config.StartDeadline).
+//
 // # Recording outcomes
 //
 // Runner.Reconcile is the reconciler of kjobs Jobs: a workqueue fed by the
@@ -47,7 +63,7 @@
 //
 // The functions ConfigMap (Config.FunctionsConfigMap) sets each function's
 // resources, nodeSelector, tolerations, affinity, pod labels and pod
-// annotations; see Placement. The ConfigMap is optional; a malformed entry
+// annotations, and doNotDisrupt; see Placement. The ConfigMap is optional; a malformed entry
 // makes Start fail with an error naming the entry's key.
 //
 // # Permissions

@@ -36,6 +36,10 @@ const (
 // containerName is the one container of every Job's pod.
 const containerName = "processor"
 
+// annotationDoNotDisrupt asks Karpenter not to disrupt the pod's node while
+// the pod runs; Placement.DoNotDisrupt sets it.
+const annotationDoNotDisrupt = "karpenter.sh/do-not-disrupt"
+
 // nonRoot is the user and group the processor runs as: distroless's
 // nonroot, which ko's base images use too.
 const nonRoot = 65532
@@ -43,19 +47,32 @@ const nonRoot = 65532
 // newJob builds the Job that runs one attempt. It is pure, so that the
 // whole object can be checked by a unit test.
 func newJob(cfg Config, spec runner.Spec, p Placement) *batchv1.Job {
-	labels := map[string]string{
+	own := map[string]string{
 		labelJobID:     spec.JobID,
 		labelAttempt:   strconv.Itoa(spec.Attempt),
 		labelFunction:  spec.Function,
 		labelManagedBy: managedBy,
 	}
-	// The user's labels go first so that kjobs' own always win; placementFor
-	// already refuses them, this keeps the informer's selector true anyway.
+	// The job's labels go on the Job and its pod, the placement's on the
+	// pod only, and kjobs' own last so that they always win: the request
+	// and placementFor refuse them already, this keeps the informers'
+	// selector true anyway.
+	labels := map[string]string{}
+	maps.Copy(labels, spec.Labels)
+	maps.Copy(labels, own)
 	podLabels := maps.Clone(p.PodLabels)
 	if podLabels == nil {
 		podLabels = map[string]string{}
 	}
-	maps.Copy(podLabels, labels)
+	maps.Copy(podLabels, spec.Labels)
+	maps.Copy(podLabels, own)
+	annotations := maps.Clone(p.PodAnnotations)
+	if p.DoNotDisrupt {
+		if annotations == nil {
+			annotations = map[string]string{}
+		}
+		annotations[annotationDoNotDisrupt] = "true"
+	}
 
 	args := []byte("{}")
 	if len(spec.Args) > 0 {
@@ -73,12 +90,26 @@ func newJob(cfg Config, spec runner.Spec, p Placement) *batchv1.Job {
 			// One pod per attempt: retries are the Broker's, each a new Job,
 			// so that every retry is visible and counted.
 			BackoffLimit:            new(int32(0)),
-			ActiveDeadlineSeconds:   new(seconds(cfg.Deadline)),
+			ActiveDeadlineSeconds:   new(seconds(spec.Deadline(cfg.Deadline))),
 			TTLSecondsAfterFinished: new(int32(seconds(cfg.TTL))),
+			// A pod evicted, preempted or taken by a node autoscaler's
+			// consolidation has done nothing wrong: the Job controller
+			// replaces it within the same Job, so the disruption neither
+			// uses up the backoff limit of 0 nor one of the Broker's
+			// retries. Any other pod failure fails the Job as before.
+			PodFailurePolicy: &batchv1.PodFailurePolicy{
+				Rules: []batchv1.PodFailurePolicyRule{{
+					Action: batchv1.PodFailurePolicyActionIgnore,
+					OnPodConditions: []batchv1.PodFailurePolicyOnPodConditionsPattern{{
+						Type:   corev1.DisruptionTarget,
+						Status: corev1.ConditionTrue,
+					}},
+				}},
+			},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{
 					Labels:      podLabels,
-					Annotations: maps.Clone(p.PodAnnotations),
+					Annotations: annotations,
 				},
 				Spec: corev1.PodSpec{
 					RestartPolicy:                corev1.RestartPolicyNever,
@@ -206,6 +237,11 @@ func attemptOf(j *batchv1.Job, n int, pods []*corev1.Pod) job.Attempt {
 	}
 	a.Outcome = job.OutcomeFailed
 	a.Reason, a.Message = c.Reason, c.Message
+	if reason, msg, ok := startFailureOf(j); ok && c.Reason == batchv1.JobReasonDeadlineExceeded {
+		// The deadline is the one the reconciler cut short because the pod
+		// could not start: that is the reason to report.
+		a.Reason, a.Message = reason, msg
+	}
 	if term != nil && podExplains(c) {
 		if term.Reason != "" {
 			a.Reason = term.Reason

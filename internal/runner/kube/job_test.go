@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"maps"
 	"testing"
 	"time"
 
@@ -33,8 +34,12 @@ func TestNewJob(t *testing.T) {
 				BackoffLimit:            new(int32(0)),
 				ActiveDeadlineSeconds:   new(int64(90)),
 				TTLSecondsAfterFinished: new(int32(86400)),
+				PodFailurePolicy: &batchv1.PodFailurePolicy{Rules: []batchv1.PodFailurePolicyRule{{
+					Action:          batchv1.PodFailurePolicyActionIgnore,
+					OnPodConditions: []batchv1.PodFailurePolicyOnPodConditionsPattern{{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue}},
+				}}},
 				Template: corev1.PodTemplateSpec{
-					ObjectMeta: metav1.ObjectMeta{Labels: labels},
+					ObjectMeta: metav1.ObjectMeta{Labels: maps.Clone(labels)},
 					Spec: corev1.PodSpec{
 						RestartPolicy:                corev1.RestartPolicyNever,
 						ServiceAccountName:           "kjobs-job",
@@ -77,6 +82,11 @@ func TestNewJob(t *testing.T) {
 		PodLabels:      map[string]string{"cost-center": "analytics"},
 		PodAnnotations: map[string]string{"example.com/owner": "data"},
 	}
+	withSpec := func(change func(*runner.Spec)) runner.Spec {
+		s := spec
+		change(&s)
+		return s
+	}
 
 	tests := []struct {
 		name      string
@@ -109,6 +119,34 @@ func TestNewJob(t *testing.T) {
 			pod.Spec.Tolerations = placement.Tolerations
 			pod.Spec.Affinity = placement.Affinity
 			pod.Spec.Containers[0].Resources = placement.Resources
+		}),
+	}, {
+		name: "a timeout within the deadline, rounded up to whole seconds",
+		spec: withSpec(func(s *runner.Spec) { s.Timeout = 2500 * time.Millisecond }),
+		want: want(func(j *batchv1.Job) { j.Spec.ActiveDeadlineSeconds = new(int64(3)) }),
+	}, {
+		name: "a timeout above the deadline keeps the deadline",
+		spec: withSpec(func(s *runner.Spec) { s.Timeout = time.Hour }),
+		want: want(func(*batchv1.Job) {}),
+	}, {
+		name: "the job's labels on the Job and its pod, kjobs' own winning",
+		spec: withSpec(func(s *runner.Spec) {
+			s.Labels = map[string]string{"team": "data", "cost-center": "jobs", "kjobs.dev/job-id": "other"}
+		}),
+		placement: Placement{PodLabels: map[string]string{"cost-center": "analytics", "tier": "batch"}},
+		want: want(func(j *batchv1.Job) {
+			j.Labels["team"] = "data"
+			j.Labels["cost-center"] = "jobs"
+			j.Spec.Template.Labels["team"] = "data"
+			j.Spec.Template.Labels["cost-center"] = "jobs"
+			j.Spec.Template.Labels["tier"] = "batch"
+		}),
+	}, {
+		name:      "doNotDisrupt",
+		spec:      spec,
+		placement: Placement{DoNotDisrupt: true, PodAnnotations: map[string]string{"example.com/owner": "data"}},
+		want: want(func(j *batchv1.Job) {
+			j.Spec.Template.Annotations = map[string]string{"example.com/owner": "data", "karpenter.sh/do-not-disrupt": "true"}
 		}),
 	}}
 	for _, tt := range tests {
@@ -210,6 +248,24 @@ func TestAttemptOf(t *testing.T) {
 		job:  jobWith(deadline),
 		pods: []*corev1.Pod{newPod("job-uid", nil)},
 		want: done(job.OutcomeFailed, nil, "DeadlineExceeded", "Job was active longer than specified deadline"),
+	}, {
+		name: "deadline cut short because the pod could not start: the reason it could not",
+		job: func() *batchv1.Job {
+			j := jobWith(deadline)
+			j.Annotations = map[string]string{annotationStartFailure: `ImagePullBackOff: Back-off pulling image "x": not found`}
+			return j
+		}(),
+		pods: []*corev1.Pod{newPod("job-uid", nil)},
+		want: done(job.OutcomeFailed, nil, "ImagePullBackOff", `Back-off pulling image "x": not found`),
+	}, {
+		name: "a start failure annotated, but the pod failed on its own first",
+		job: func() *batchv1.Job {
+			j := jobWith(podFailed)
+			j.Annotations = map[string]string{annotationStartFailure: "Unschedulable: no nodes"}
+			return j
+		}(),
+		pods: []*corev1.Pod{newPod("job-uid", exited(3, "Error", "no such table"))},
+		want: done(job.OutcomeFailed, new(3), "Error", "no such table"),
 	}, {
 		name:        "a pod of an older Job of the same name is not this attempt's",
 		job:         jobWith(podFailed),

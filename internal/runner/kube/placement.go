@@ -12,6 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
+
+	"github.com/kjobs/kjobs/internal/job"
 )
 
 // DefaultPlacementKey is the functions ConfigMap key whose placement applies
@@ -28,6 +30,7 @@ const DefaultPlacementKey = "_default"
 //	affinity:       {nodeAffinity: ...}
 //	podLabels:      {cost-center: analytics}
 //	podAnnotations: {example.com/owner: data-team}
+//	doNotDisrupt:   true
 //	maxRunning:     3
 //
 // maxRunning caps how many of the function's jobs run at once; the
@@ -35,6 +38,11 @@ const DefaultPlacementKey = "_default"
 //
 // podLabels and podAnnotations are added to the pod template: users label
 // pods for cost allocation, and the tests use them to ask kwok to fail a pod.
+// doNotDisrupt annotates the pod karpenter.sh/do-not-disrupt, so that
+// Karpenter does not consolidate or drift its node away while it runs: for
+// a function whose run is long or costly to repeat. Without it a disrupted
+// pod is replaced within the same attempt (see newJob's podFailurePolicy),
+// which suits most functions and lets nodes be packed tighter.
 // A function's own entry replaces _default; the two are not merged, so that
 // what a function gets is readable from one entry.
 type Placement struct {
@@ -44,6 +52,7 @@ type Placement struct {
 	Affinity       *corev1.Affinity            `json:"affinity,omitempty"`
 	PodLabels      map[string]string           `json:"podLabels,omitempty"`
 	PodAnnotations map[string]string           `json:"podAnnotations,omitempty"`
+	DoNotDisrupt   bool                        `json:"doNotDisrupt,omitempty"`
 	// MaxRunning caps how many of the function's jobs run at once; unset
 	// is no cap of its own (an install's cap still counts it).
 	MaxRunning *int `json:"maxRunning,omitempty"`
@@ -98,14 +107,8 @@ func (p Placement) validate() error {
 		return fmt.Errorf("maxRunning: %d: want at least 1, or no maxRunning for no cap", *p.MaxRunning)
 	}
 	for _, k := range sortedKeys(p.PodLabels) {
-		if strings.HasPrefix(k, "kjobs.dev/") || k == labelManagedBy {
-			return fmt.Errorf("podLabels: %q is set by kjobs itself", k)
-		}
-		if msgs := validation.IsQualifiedName(k); len(msgs) > 0 {
-			return fmt.Errorf("podLabels: %q is not a label key: %s", k, strings.Join(msgs, "; "))
-		}
-		if msgs := validation.IsValidLabelValue(p.PodLabels[k]); len(msgs) > 0 {
-			return fmt.Errorf("podLabels: %q: %q is not a label value: %s", k, p.PodLabels[k], strings.Join(msgs, "; "))
+		if err := job.CheckLabel(k, p.PodLabels[k]); err != nil {
+			return fmt.Errorf("podLabels: %w", err)
 		}
 	}
 	for _, k := range sortedKeys(p.PodAnnotations) {

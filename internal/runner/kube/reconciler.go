@@ -155,9 +155,11 @@ func (c *reconciler) next(ctx context.Context) bool {
 	return true
 }
 
-// sync records the attempt of Job name as the cache shows it. It returns a
-// delay after which to look again when the Job has finished but its pod's
-// final state, which says more, has not reached the cache yet.
+// sync records the attempt of Job name as the cache shows it, and fails a
+// running Job whose pod cannot start (see cannotStart). It returns a delay
+// after which to look again: when the Job has finished but its pod's final
+// state, which says more, has not reached the cache yet, or when a pending
+// pod's start deadline is still to come.
 func (c *reconciler) sync(ctx context.Context, name string) (time.Duration, error) {
 	j, ok := c.r.cachedJob(name)
 	if !ok {
@@ -173,12 +175,23 @@ func (c *reconciler) sync(ctx context.Context, name string) (time.Duration, erro
 	if j.Annotations[annotationRecorded] == "true" {
 		return 0, nil
 	}
-	if cond := finished(j); cond != nil && awaitingPod(j, c.r.podsOf(j)) {
+	cond := finished(j)
+	if cond != nil && awaitingPod(j, c.r.podsOf(j)) {
 		if wait := podGrace - time.Since(cond.LastTransitionTime.Time); wait > 0 {
 			return wait, nil
 		}
 	}
-	return 0, c.record(ctx, j, false)
+	var recheck time.Duration
+	if _, failing := j.Annotations[annotationStartFailure]; cond == nil && !failing {
+		var failure string
+		failure, recheck = cannotStart(j, c.r.podsOf(j), time.Now(), c.r.cfg.StartDeadline)
+		if failure != "" {
+			// The Job's update, once the Job controller fails it, brings
+			// it back here to be recorded.
+			return 0, c.r.failStart(ctx, j, failure)
+		}
+	}
+	return recheck, c.record(ctx, j, false)
 }
 
 // record tells the Recorder of the Job's attempt and, once the attempt has

@@ -51,8 +51,8 @@ const gracePeriod = 10 * time.Second
 type Config struct {
 	// Processor is the path of the processor binary. Required.
 	Processor string
-	// Deadline bounds each attempt, like a Job's activeDeadlineSeconds.
-	// Defaults to 10m.
+	// Deadline bounds each attempt, like a Job's activeDeadlineSeconds; a
+	// Spec's shorter Timeout bounds its attempt instead. Defaults to 10m.
 	Deadline time.Duration
 	// Dir is where the children's termination messages and stderr are kept
 	// while they run. Defaults to os.TempDir().
@@ -175,7 +175,8 @@ func (r *Runner) start(spec runner.Spec) (*attempt, error) {
 	}
 
 	stoppable, stop := context.WithCancelCause(r.life)
-	ctx, cancelDeadline := context.WithTimeoutCause(stoppable, r.cfg.Deadline, errDeadline)
+	deadline := spec.Deadline(r.cfg.Deadline)
+	ctx, cancelDeadline := context.WithTimeoutCause(stoppable, deadline, errDeadline)
 	cancel := func() { cancelDeadline(); stop(nil) }
 	cmd := exec.CommandContext(ctx, r.cfg.Processor)
 	// The contract's environment plus what a program needs to run, and
@@ -220,13 +221,13 @@ func (r *Runner) start(spec runner.Spec) (*attempt, error) {
 	go func() {
 		defer r.wg.Done()
 		defer cancel()
-		r.await(ctx, cmd, spec.JobID, a, termLog.Name(), stderr.Name())
+		r.await(ctx, cmd, spec.JobID, deadline, a, termLog.Name(), stderr.Name())
 	}()
 	return a, nil
 }
 
 // await waits for the child of a to exit and records how it ended.
-func (r *Runner) await(ctx context.Context, cmd *exec.Cmd, jobID string, a *attempt, termLog, stderr string) {
+func (r *Runner) await(ctx context.Context, cmd *exec.Cmd, jobID string, deadline time.Duration, a *attempt, termLog, stderr string) {
 	waitErr := cmd.Wait()
 	// Whatever the child left behind in its group goes with it, as a pod's
 	// processes go with its container.
@@ -251,7 +252,7 @@ func (r *Runner) await(ctx context.Context, cmd *exec.Cmd, jobID string, a *atte
 			msg = readTail(stderr, run.MaxMessage)
 		}
 		if msg == "" {
-			msg = describe(waitErr, context.Cause(ctx), r.cfg.Deadline)
+			msg = describe(waitErr, context.Cause(ctx), deadline)
 		}
 	}
 	removeAll([]string{termLog, stderr})

@@ -36,6 +36,7 @@ func TestOutcomes(t *testing.T) {
 		function string
 		args     job.Args
 		deadline time.Duration
+		timeout  time.Duration
 		want     job.Attempt // StartedAt and FinishedAt are checked apart
 		// wantSuffix, when set, is checked instead of want.Message, for
 		// messages that hold a duration.
@@ -67,13 +68,23 @@ func TestOutcomes(t *testing.T) {
 			want:       job.Attempt{Outcome: job.OutcomeFailed, ExitCode: ptr(1), Reason: ReasonDeadlineExceeded},
 			wantSuffix: "of 1m0s: terminated signal received",
 		},
+		{
+			name:     "the job's timeout, shorter than the deadline",
+			function: "sleep",
+			args:     job.Args{"seconds": "60"},
+			timeout:  time.Second,
+			// SIGTERM reached the processor, which said so before exiting.
+			want:       job.Attempt{Outcome: job.OutcomeFailed, ExitCode: ptr(1), Reason: ReasonDeadlineExceeded},
+			wantSuffix: "of 1m0s: terminated signal received",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			r := setup(t, Config{Processor: processor, Deadline: tt.deadline})
 			id := jobID(t)
-			started, err := r.Start(context.Background(), runner.Spec{JobID: id, Attempt: 1, Function: tt.function, Args: tt.args})
+			spec := runner.Spec{JobID: id, Attempt: 1, Function: tt.function, Args: tt.args, Timeout: tt.timeout}
+			started, err := r.Start(context.Background(), spec)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -81,8 +92,12 @@ func TestOutcomes(t *testing.T) {
 
 			// The deadline timer starts with the process, a moment before
 			// StartedAt is read: allow that moment.
-			if got.FinishedAt == nil || got.FinishedAt.Sub(got.StartedAt) < tt.deadline-100*time.Millisecond {
-				t.Errorf("Wait() ran from %v to %v, want at least the deadline %v", got.StartedAt, got.FinishedAt, tt.deadline)
+			least := max(tt.deadline, tt.timeout)
+			if got.FinishedAt == nil || got.FinishedAt.Sub(got.StartedAt) < least-100*time.Millisecond {
+				t.Errorf("Wait() ran from %v to %v, want at least the deadline %v", got.StartedAt, got.FinishedAt, least)
+			}
+			if tt.timeout > 0 && got.FinishedAt.Sub(got.StartedAt) > 10*tt.timeout {
+				t.Errorf("Wait() ran from %v to %v, want about the timeout %v", got.StartedAt, got.FinishedAt, tt.timeout)
 			}
 			tt.want.Attempt = 1
 			tt.want.Job = runner.Name(id, 1)
