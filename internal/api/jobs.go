@@ -132,15 +132,30 @@ func checkFunction(w http.ResponseWriter, r *http.Request, name string, args job
 	return true
 }
 
-func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
+// jobID returns the job ID of the request's path. One that cannot name a
+// job is answered 404, as a job that does not exist: it returns false then.
+func jobID(w http.ResponseWriter, r *http.Request) (string, bool) {
 	id := r.PathValue("id")
 	if job.ValidateID(id) != nil {
 		problem.Write(w, r, problem.NotFound, "no job "+strconv.Quote(id))
+		return "", false
+	}
+	return id, true
+}
+
+// noJob answers 404 for job id, which the store does not have.
+func noJob(w http.ResponseWriter, r *http.Request, id string) {
+	problem.Write(w, r, problem.NotFound, "no job "+strconv.Quote(id)+"; finished jobs are kept for the retention period")
+}
+
+func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
+	id, ok := jobID(w, r)
+	if !ok {
 		return
 	}
 	j, err := s.cfg.Store.Get(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
-		problem.Write(w, r, problem.NotFound, "no job "+strconv.Quote(id)+"; finished jobs are kept for the retention period")
+		noJob(w, r, id)
 		return
 	}
 	if err != nil {
@@ -153,15 +168,14 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
 // cancelJob ends a job canceled. The API only records it: a dispatcher
 // stops the attempt, so the API needs no access to Jobs.
 func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if job.ValidateID(id) != nil {
-		problem.Write(w, r, problem.NotFound, "no job "+strconv.Quote(id))
+	id, ok := jobID(w, r)
+	if !ok {
 		return
 	}
 	_, err := s.cfg.Store.Cancel(r.Context(), id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		problem.Write(w, r, problem.NotFound, "no job "+strconv.Quote(id)+"; finished jobs are kept for the retention period")
+		noJob(w, r, id)
 		return
 	case errors.Is(err, store.ErrFinished):
 		j, gerr := s.cfg.Store.Get(r.Context(), id)
