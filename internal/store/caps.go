@@ -25,6 +25,28 @@ type Caps struct {
 	Functions map[string]int
 }
 
+// capsRead is the part of capsLib that reads caps and slots: all that the
+// create script needs, which runs on every POST /jobs, so that it does not
+// build the rest.
+var capsRead = fmt.Sprintf(`
+local P = %q
+local function capsOf(fn)
+  local c = redis.call("HMGET", P .. "caps", "fn:" .. fn, "default", "install")
+  local f = c[1]
+  if not f then f = c[2] end
+  if f == "none" then f = false end
+  return tonumber(f), tonumber(c[3])
+end
+local function room(fn, f, i)
+  if f == nil and i == nil then f, i = capsOf(fn) end
+  local held = redis.call("HMGET", P .. "slots", "fn:" .. fn, "install")
+  return (f == nil or (tonumber(held[1]) or 0) < f) and (i == nil or (tonumber(held[2]) or 0) < i)
+end
+local function firstInLine(fn, f, i)
+  return redis.call("EXISTS", P .. "queue:" .. fn) == 0 and room(fn, f, i)
+end
+`, prefix)
+
 // capsLib is the Lua that every script which moves jobs in or out of a
 // slot starts with, so that admission has one implementation. A job takes
 // a slot when its function or the install is capped; it gives it back when
@@ -42,23 +64,10 @@ type Caps struct {
 //
 // The keys of queues and of other jobs' records are built here from the
 // prefix; they share the hash tag of the keys each script declares.
-var capsLib = fmt.Sprintf(`
-local P = %q
-local function capsOf(fn)
-  local c = redis.call("HMGET", P .. "caps", "fn:" .. fn, "default", "install")
-  local f = c[1]
-  if not f then f = c[2] end
-  if f == "none" then f = false end
-  return tonumber(f), tonumber(c[3])
-end
+var capsLib = capsRead + `
 local function capped(fn)
   local f, i = capsOf(fn)
   return f ~= nil or i ~= nil
-end
-local function room(fn, f, i)
-  if f == nil and i == nil then f, i = capsOf(fn) end
-  local held = redis.call("HMGET", P .. "slots", "fn:" .. fn, "install")
-  return (f == nil or (tonumber(held[1]) or 0) < f) and (i == nil or (tonumber(held[2]) or 0) < i)
 end
 local function nowMs()
   local t = redis.call("TIME")
@@ -92,9 +101,6 @@ local function dequeue(id, fn)
   if redis.call("ZREM", q, id) == 1 and redis.call("ZCARD", q) == 0 then
     redis.call("SREM", P .. "queues", fn)
   end
-end
-local function firstInLine(fn, f, i)
-  return redis.call("EXISTS", P .. "queue:" .. fn) == 0 and room(fn, f, i)
 end
 local function admitNew(id, fn)
   local f, i = capsOf(fn)
@@ -143,7 +149,7 @@ local function setStatus(id, member, from, to)
   redis.call("HINCRBY", P .. "stats", to, 1)
   redis.call("HSET", P .. "job:" .. id, "status", to)
 end
-`, prefix)
+`
 
 // setCapsScript replaces the caps in force and admits the waiting jobs
 // that now fit.

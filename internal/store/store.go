@@ -96,7 +96,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // label ZSETs are trimmed on every create rather than every trimEvery, since
 // only a create with the label reaches them; each trim removes what expired
 // since the last, so it costs what the entries cost to write.
-var createScript = redis.NewScript(capsLib + `
+var createScript = redis.NewScript(capsRead + `
 if ARGV[8] == "1" then
   local first = redis.call("GET", KEYS[5])
   if first then return {0, first} end
