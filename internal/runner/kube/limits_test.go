@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/kjobs/kjobs/internal/job"
 	"github.com/kjobs/kjobs/internal/runner"
@@ -93,18 +94,26 @@ func TestDisruptionIsNotFailure(t *testing.T) {
 	})
 
 	// What the eviction API does, then the kubelet: the condition, then
-	// the pod's end.
-	first.Status.Conditions = append(first.Status.Conditions, corev1.PodCondition{
-		Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue, Reason: "EvictionByEvictionAPI",
-		Message: "Eviction API: evicting", LastTransitionTime: metav1.Now(),
-	})
-	first.Status.Phase = corev1.PodFailed
-	for i := range first.Status.ContainerStatuses {
-		first.Status.ContainerStatuses[i].State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
-			ExitCode: 137, Reason: "Error", FinishedAt: metav1.Now(),
-		}}
-	}
-	if _, err := env.client.CoreV1().Pods(env.ns).UpdateStatus(ctx, &first, metav1.UpdateOptions{}); err != nil {
+	// the pod's end. kwok writes the pod's status too: read it again and
+	// retry when the two meet.
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		pod, err := env.client.CoreV1().Pods(env.ns).Get(ctx, first.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		pod.Status.Conditions = append(pod.Status.Conditions, corev1.PodCondition{
+			Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue, Reason: "EvictionByEvictionAPI",
+			Message: "Eviction API: evicting", LastTransitionTime: metav1.Now(),
+		})
+		pod.Status.Phase = corev1.PodFailed
+		for i := range pod.Status.ContainerStatuses {
+			pod.Status.ContainerStatuses[i].State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
+				ExitCode: 137, Reason: "Error", FinishedAt: metav1.Now(),
+			}}
+		}
+		_, err = env.client.CoreV1().Pods(env.ns).UpdateStatus(ctx, pod, metav1.UpdateOptions{})
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -222,11 +231,21 @@ func setWaiting(t *testing.T, env testEnv, jobName, reason, message string) {
 		pod = &list.Items[0]
 		return true
 	})
-	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{
-		Name: containerName, Image: pod.Spec.Containers[0].Image,
-		State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: message}},
-	}}
-	if _, err := env.client.CoreV1().Pods(env.ns).UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
+	// The scheduler writes the pod's status too (PodScheduled false): read
+	// it again and retry when the two meet.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		current, err := env.client.CoreV1().Pods(env.ns).Get(ctx, pod.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		current.Status.ContainerStatuses = []corev1.ContainerStatus{{
+			Name: containerName, Image: current.Spec.Containers[0].Image,
+			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: message}},
+		}}
+		_, err = env.client.CoreV1().Pods(env.ns).UpdateStatus(ctx, current, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 }
