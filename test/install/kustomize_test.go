@@ -241,6 +241,12 @@ func TestTriggers(t *testing.T) {
 	if !(deadline < request && request <= deliveryTimeout) {
 		t.Errorf("job deadline %v, dispatcher timeoutSeconds %v, delivery timeout %v: want deadline < timeoutSeconds <= delivery timeout", deadline, request, deliveryTimeout)
 	}
+	// The dispatcher ends a job re-sent with a new round of the Broker's
+	// retries after as many attempts as the Triggers give it.
+	retry, _, _ := unstructured.NestedInt64(find(t, objs, "eventing.knative.dev", "Trigger", "kjobs-requested").Object, "spec", "delivery", "retry")
+	if got, want := env(t, svc, "KJOBS_MAX_ATTEMPTS"), strconv.FormatInt(retry+1, 10); got != want {
+		t.Errorf("KJOBS_MAX_ATTEMPTS = %q, want the Triggers' retry + 1 = %s", got, want)
+	}
 }
 
 // TestNameReferences checks that a namePrefix and nameSuffix on top of an

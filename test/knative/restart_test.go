@@ -34,10 +34,10 @@ func TestDispatcherKilledMidAttempt(t *testing.T) {
 	// was down as soon as it starts: the job is retrying, and nothing
 	// would deliver its event again. The sweep re-sends it, and the
 	// Broker delivers it with the Triggers' whole delivery spec: attempts
-	// 2, 3 and 4, then the dead letter. The job thus ends failed after 4
-	// attempts, one more than the delivery spec allows a job whose
-	// deliveries all reach a dispatcher: kjobs keeps no retry budget of
-	// its own across re-sends.
+	// 2 and 3, then a third delivery, which would start attempt 4. The
+	// dispatcher starts none past KJOBS_MAX_ATTEMPTS (3): it fails the job
+	// with attempt 3's message, as many attempts as a job whose deliveries
+	// all reach a dispatcher gets.
 	t.Run("attempt fails", func(t *testing.T) {
 		t.Parallel()
 		pool := testenv.NewPool()
@@ -68,17 +68,17 @@ func TestDispatcherKilledMidAttempt(t *testing.T) {
 		j := s.api.waitFinished(ctx, id)
 		t.Logf("job %s ended %s %s after the kill, %s after the restart", id, j.Status,
 			time.Since(killed).Round(time.Second), time.Since(restarted).Round(time.Second))
-		want := []attemptSummary{failed(id, 1, "boom"), failed(id, 2, "boom"), failed(id, 3, "boom"), failed(id, 4, "boom")}
+		want := []attemptSummary{failed(id, 1, "boom"), failed(id, 2, "boom"), failed(id, 3, "boom")}
 		if diff := cmp.Diff(want, summarize(j.Attempts)); diff != "" {
 			t.Errorf("job %s attempts (-want +got):\n%s", id, diff)
 		}
-		if want := "dead-lettered after HTTP 500: attempt 4 failed: boom"; j.Status != job.Failed || j.Error != want {
+		if want := "attempt 3 of 3 failed: boom"; j.Status != job.Failed || j.Error != want {
 			t.Errorf("job %s = %s with error %q, want failed with %q", id, j.Status, j.Error, want)
 		}
-		if diff := cmp.Diff(attemptNames(id, 1, 4), testenv.JobNames(s.jobs(ctx, id))); diff != "" {
+		if diff := cmp.Diff(attemptNames(id, 1, 3), testenv.JobNames(s.jobs(ctx, id))); diff != "" {
 			t.Errorf("Jobs of job %s (-want +got):\n%s", id, diff)
 		}
-		if diff := cmp.Diff(job.Stats{Failed: 1, Retries: 3}, s.api.stats(ctx)); diff != "" {
+		if diff := cmp.Diff(job.Stats{Failed: 1, Retries: 2}, s.api.stats(ctx)); diff != "" {
 			t.Errorf("GET /jobs/stats (-want +got):\n%s", diff)
 		}
 	})
