@@ -592,7 +592,7 @@ func TestPauseResume(t *testing.T) {
 	// paused, as when Knative's adapter has not caught up yet.
 	skip := func(tick string) bool {
 		t.Helper()
-		skip, err := st.SkipPausedTick(ctx, tick, sc.ID, false)
+		skip, err := st.DropPausedTick(ctx, tick, sc.ID, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -640,7 +640,7 @@ func TestPauseResume(t *testing.T) {
 	if resp, body := e.do(t, request{"DELETE", "/jobs/schedule/" + sc.ID, "", nil}); resp.StatusCode != 204 {
 		t.Fatalf("delete: %d %s", resp.StatusCode, body)
 	}
-	if got, err := st.Skipped(ctx, sc.ID); err != nil || got[0] != 0 {
+	if got, err := st.TicksSkipped(ctx, sc.ID); err != nil || got[0] != 0 {
 		t.Errorf("Skipped after delete = %v, %v; want [0]", got, err)
 	}
 	if resp, body := e.do(t, request{"POST", "/jobs/schedule/" + sc.ID + "/pause", "", nil}); resp.StatusCode != 404 {

@@ -198,7 +198,7 @@ func (s *Server) withSkipped(w http.ResponseWriter, r *http.Request, doing strin
 	for i, sc := range scs {
 		ids[i] = sc.ID
 	}
-	skipped, err := s.cfg.Store.Skipped(r.Context(), ids...)
+	skipped, err := s.cfg.Store.TicksSkipped(r.Context(), ids...)
 	if err != nil {
 		s.internalError(w, r, doing, err)
 		return false

@@ -136,7 +136,7 @@ func (d *Dispatcher) Receive(ctx context.Context, e cloudevents.Event) protocol.
 	if req.Schedule != "" {
 		var skip bool
 		if err := d.retry(ctx, log, "checking whether the schedule is paused", func() (err error) {
-			skip, err = d.store.SkipPausedTick(ctx, id, req.Schedule, event.Paused(e))
+			skip, err = d.store.DropPausedTick(ctx, id, req.Schedule, event.Paused(e))
 			return err
 		}); err != nil {
 			return d.unavailable(log, err)
@@ -405,7 +405,7 @@ func (d *Dispatcher) DeadLetter(ctx context.Context, e cloudevents.Event) protoc
 			// or dead-lettered after 5xx, is dropped here as Receive would
 			// have: a paused schedule records no job, not even a failed one.
 			var err error
-			if skipped, err = d.store.SkipPausedTick(ctx, id, req.Schedule, event.Paused(e)); err != nil || skipped {
+			if skipped, err = d.store.DropPausedTick(ctx, id, req.Schedule, event.Paused(e)); err != nil || skipped {
 				return err
 			}
 		}

@@ -247,7 +247,7 @@ func TestPausedTick(t *testing.T) {
 			if _, err := st.Get(ctx, e.ID()); (err == nil) != tc.wantJob {
 				t.Errorf("Get of the tick's job = %v; want a job: %v", err, tc.wantJob)
 			}
-			if got, err := st.Skipped(ctx, "s1"); err != nil || got[0] != tc.wantSkipped {
+			if got, err := st.TicksSkipped(ctx, "s1"); err != nil || got[0] != tc.wantSkipped {
 				t.Errorf("Skipped = %v, %v; want [%d]", got, err, tc.wantSkipped)
 			}
 		})
@@ -273,7 +273,7 @@ func TestPausedTickDeadLetter(t *testing.T) {
 	if j, err := st.Get(ctx, e.ID()); err == nil {
 		t.Errorf("the dead-lettered tick of a paused schedule recorded job %+v", j)
 	}
-	if got, err := st.Skipped(ctx, "s1"); err != nil || got[0] != 1 {
+	if got, err := st.TicksSkipped(ctx, "s1"); err != nil || got[0] != 1 {
 		t.Errorf("Skipped = %v, %v; want [1]", got, err)
 	}
 }

@@ -41,7 +41,7 @@ const PauseMarkTTL = 10 * time.Minute
 // for PauseMarkTTL. The schedule itself keeps its state, and each of its
 // ticks says it (event.ExtPaused), but a PingSource's ticks say so only once
 // Knative's adapter has seen the change: until then this mark is what
-// SkipPausedTick goes by.
+// DropPausedTick goes by.
 func (s *Store) MarkSchedulePaused(ctx context.Context, id string, paused bool) error {
 	v := "0"
 	if paused {
@@ -81,13 +81,13 @@ redis.call("HINCRBY", KEYS[5], ARGV[1], 1)
 return 1
 `)
 
-// SkipPausedTick reports whether tick tickID of schedule scheduleID is to be
+// DropPausedTick reports whether tick tickID of schedule scheduleID is to be
 // dropped because the schedule is paused, and counts it skipped the first
 // time. pausedOnTick is what the tick itself says; MarkSchedulePaused's
 // mark, when there is one, wins over it. A tick that already has a job is
 // never dropped, and a dropped tick never becomes a job: a redelivery gets
 // the same answer whatever happened meanwhile.
-func (s *Store) SkipPausedTick(ctx context.Context, tickID, scheduleID string, pausedOnTick bool) (bool, error) {
+func (s *Store) DropPausedTick(ctx context.Context, tickID, scheduleID string, pausedOnTick bool) (bool, error) {
 	onTick := "0"
 	if pausedOnTick {
 		onTick = "1"
@@ -97,21 +97,21 @@ func (s *Store) SkipPausedTick(ctx context.Context, tickID, scheduleID string, p
 		scheduleID, onTick, int64(s.retention/time.Second),
 	).Int()
 	if err != nil {
-		return false, fmt.Errorf("store.SkipPausedTick: %w", err)
+		return false, fmt.Errorf("store.DropPausedTick: %w", err)
 	}
 	return n == 1, nil
 }
 
-// Skipped returns how many ticks of each schedule in ids were dropped while
+// TicksSkipped returns how many ticks of each schedule in ids were dropped while
 // it was paused, in the order of ids.
-func (s *Store) Skipped(ctx context.Context, ids ...string) ([]int64, error) {
+func (s *Store) TicksSkipped(ctx context.Context, ids ...string) ([]int64, error) {
 	out := make([]int64, len(ids))
 	if len(ids) == 0 {
 		return out, nil
 	}
 	vals, err := s.rdb.HMGet(ctx, skippedKey(), ids...).Result()
 	if err != nil {
-		return nil, fmt.Errorf("store.Skipped: %w", err)
+		return nil, fmt.Errorf("store.TicksSkipped: %w", err)
 	}
 	for i, v := range vals {
 		str, ok := v.(string)
@@ -119,7 +119,7 @@ func (s *Store) Skipped(ctx context.Context, ids ...string) ([]int64, error) {
 			continue // never skipped
 		}
 		if out[i], err = strconv.ParseInt(str, 10, 64); err != nil {
-			return nil, fmt.Errorf("store.Skipped: schedule %s: %w", ids[i], err)
+			return nil, fmt.Errorf("store.TicksSkipped: schedule %s: %w", ids[i], err)
 		}
 	}
 	return out, nil

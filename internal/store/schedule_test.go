@@ -14,7 +14,7 @@ import (
 	"github.com/kjobs/kjobs/internal/store"
 )
 
-func TestSkipPausedTick(t *testing.T) {
+func TestDropPausedTick(t *testing.T) {
 	paused, resumed := true, false
 	for _, tc := range []struct {
 		name string
@@ -51,8 +51,8 @@ func TestSkipPausedTick(t *testing.T) {
 		{
 			name: "skipped before the resume, redelivered after it", mark: &resumed, onTick: false, wantSkip: true, wantSkipped: 1,
 			before: func(t *testing.T, s *store.Store, tick, sched string) {
-				if skip, err := s.SkipPausedTick(context.Background(), tick, sched, true); err != nil || !skip {
-					t.Fatalf("SkipPausedTick while paused = %v, %v; want true", skip, err)
+				if skip, err := s.DropPausedTick(context.Background(), tick, sched, true); err != nil || !skip {
+					t.Fatalf("DropPausedTick while paused = %v, %v; want true", skip, err)
 				}
 			},
 		},
@@ -72,15 +72,15 @@ func TestSkipPausedTick(t *testing.T) {
 			}
 			// A delivery and two redeliveries of the same tick.
 			for range 3 {
-				skip, err := s.SkipPausedTick(ctx, tick, sched, tc.onTick)
+				skip, err := s.DropPausedTick(ctx, tick, sched, tc.onTick)
 				if err != nil {
 					t.Fatal(err)
 				}
 				if skip != tc.wantSkip {
-					t.Errorf("SkipPausedTick = %v, want %v", skip, tc.wantSkip)
+					t.Errorf("DropPausedTick = %v, want %v", skip, tc.wantSkip)
 				}
 			}
-			got, err := s.Skipped(ctx, sched)
+			got, err := s.TicksSkipped(ctx, sched)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -91,9 +91,9 @@ func TestSkipPausedTick(t *testing.T) {
 	}
 }
 
-// TestSkippedConcurrent delivers each tick of a paused schedule from many
+// TestTicksSkippedConcurrent delivers each tick of a paused schedule from many
 // goroutines at once: each is counted once.
-func TestSkippedConcurrent(t *testing.T) {
+func TestTicksSkippedConcurrent(t *testing.T) {
 	s, _, _ := setup(t)
 	ctx := context.Background()
 	if err := s.MarkSchedulePaused(ctx, "a", true); err != nil {
@@ -105,8 +105,8 @@ func TestSkippedConcurrent(t *testing.T) {
 	for i := range ticks {
 		for range deliveries {
 			wg.Go(func() {
-				if skip, err := s.SkipPausedTick(ctx, fmt.Sprintf("tick-%d", i), "a", false); err != nil || !skip {
-					errs <- fmt.Errorf("SkipPausedTick = %v, %v; want true", skip, err)
+				if skip, err := s.DropPausedTick(ctx, fmt.Sprintf("tick-%d", i), "a", false); err != nil || !skip {
+					errs <- fmt.Errorf("DropPausedTick = %v, %v; want true", skip, err)
 				}
 			})
 		}
@@ -116,7 +116,7 @@ func TestSkippedConcurrent(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	got, err := s.Skipped(ctx, "a", "never-paused")
+	got, err := s.TicksSkipped(ctx, "a", "never-paused")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,21 +131,21 @@ func TestForgetSchedule(t *testing.T) {
 	if err := s.MarkSchedulePaused(ctx, "a", true); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.SkipPausedTick(ctx, "tick-1", "a", false); err != nil {
+	if _, err := s.DropPausedTick(ctx, "tick-1", "a", false); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.ForgetSchedule(ctx, "a"); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := s.Skipped(ctx, "a"); err != nil || got[0] != 0 {
+	if got, err := s.TicksSkipped(ctx, "a"); err != nil || got[0] != 0 {
 		t.Errorf("Skipped after ForgetSchedule = %v, %v; want [0]", got, err)
 	}
 	// The pause mark is gone too: a tick that does not say paused runs.
-	if skip, err := s.SkipPausedTick(ctx, "tick-2", "a", false); err != nil || skip {
-		t.Errorf("SkipPausedTick after ForgetSchedule = %v, %v; want false", skip, err)
+	if skip, err := s.DropPausedTick(ctx, "tick-2", "a", false); err != nil || skip {
+		t.Errorf("DropPausedTick after ForgetSchedule = %v, %v; want false", skip, err)
 	}
-	if got, err := s.Skipped(ctx); err != nil || len(got) != 0 {
-		t.Errorf("Skipped() = %v, %v; want []", got, err)
+	if got, err := s.TicksSkipped(ctx); err != nil || len(got) != 0 {
+		t.Errorf("TicksSkipped() = %v, %v; want []", got, err)
 	}
 }
 
@@ -160,8 +160,8 @@ func TestDeletedScheduleStillRefused(t *testing.T) {
 	if err := s.MarkScheduleDeleted(ctx, "a"); err != nil {
 		t.Fatal(err)
 	}
-	if skip, err := s.SkipPausedTick(ctx, "tick-1", "a", true); err != nil || skip {
-		t.Fatalf("SkipPausedTick = %v, %v; want false", skip, err)
+	if skip, err := s.DropPausedTick(ctx, "tick-1", "a", true); err != nil || skip {
+		t.Fatalf("DropPausedTick = %v, %v; want false", skip, err)
 	}
 	if _, _, err := s.Create(ctx, "tick-1", job.Request{Function: "echo", Schedule: "a"}, ""); !errors.Is(err, store.ErrScheduleDeleted) {
 		t.Errorf("Create = %v, want ErrScheduleDeleted", err)
@@ -184,7 +184,7 @@ func TestPauseMarkExpires(t *testing.T) {
 		t.Errorf("the mark's TTL = %v, want about %v", ttl, store.PauseMarkTTL)
 	}
 	rdb.Del(ctx, keys[0]) // as when it expires
-	if skip, err := s.SkipPausedTick(ctx, "tick-1", "a", false); err != nil || skip {
-		t.Errorf("SkipPausedTick of a tick that does not say paused, once the mark is gone = %v, %v; want false", skip, err)
+	if skip, err := s.DropPausedTick(ctx, "tick-1", "a", false); err != nil || skip {
+		t.Errorf("DropPausedTick of a tick that does not say paused, once the mark is gone = %v, %v; want false", skip, err)
 	}
 }
