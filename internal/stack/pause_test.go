@@ -7,7 +7,6 @@ import (
 
 	"github.com/kjobs/kjobs/internal/job"
 	"github.com/kjobs/kjobs/internal/schedule"
-	"github.com/kjobs/kjobs/internal/store"
 )
 
 // TestPause pauses a per-second schedule for 5 s through the API of the
@@ -19,17 +18,7 @@ func TestPause(t *testing.T) {
 	if code := c.do("POST", "/jobs/schedule", `{"cron":"* * * * * *","function":"sleep","args":{"seconds":"0"}}`, &sc); code != http.StatusCreated {
 		t.Fatalf("POST /jobs/schedule: %d", code)
 	}
-	scheduled := func() []job.Job {
-		var page store.Page
-		c.do("GET", "/jobs?limit=200", "", &page)
-		var out []job.Job
-		for _, j := range page.Jobs {
-			if j.Schedule == sc.ID {
-				out = append(out, j)
-			}
-		}
-		return out
-	}
+	scheduled := func() []job.Job { return c.jobsOf(sc.ID) }
 	c.eventually(5*time.Second, func() bool { return len(scheduled()) > 0 })
 
 	// Ticks fire on the second and are dispatched within milliseconds:

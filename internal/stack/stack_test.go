@@ -128,6 +128,20 @@ func (c client) eventually(within time.Duration, cond func() bool) {
 	}
 }
 
+// jobsOf lists, from the latest 200 jobs, those that schedule id started.
+func (c client) jobsOf(id string) []job.Job {
+	c.t.Helper()
+	var page store.Page
+	c.do("GET", "/jobs?limit=200", "", &page)
+	var out []job.Job
+	for _, j := range page.Jobs {
+		if j.Schedule == id {
+			out = append(out, j)
+		}
+	}
+	return out
+}
+
 func (c client) stats() job.Stats {
 	c.t.Helper()
 	var s job.Stats
@@ -192,17 +206,7 @@ func TestPipeline(t *testing.T) {
 	})
 
 	t.Run("schedule fires until deleted", func(t *testing.T) {
-		scheduled := func() []job.Job {
-			var page store.Page
-			c.do("GET", "/jobs?limit=200", "", &page)
-			var out []job.Job
-			for _, j := range page.Jobs {
-				if j.Schedule == sc.ID {
-					out = append(out, j)
-				}
-			}
-			return out
-		}
+		scheduled := func() []job.Job { return c.jobsOf(sc.ID) }
 		c.eventually(15*time.Second, func() bool {
 			n := 0
 			for _, j := range scheduled() {

@@ -347,3 +347,23 @@ func (a api) waitFinished(ctx context.Context, id string) job.Job {
 		}
 	}
 }
+
+// startLocal runs the local stack's binary with KJOBS_RUNNER=kubernetes
+// against cluster c, on a real redis-server, and returns its API once it
+// is ready.
+func startLocal(t *testing.T, ctx context.Context, c cluster) api {
+	t.Helper()
+	port := testenv.FreePort(t)
+	stack := testenv.StartProcess(t, "local", bin.local,
+		"KJOBS_RUNNER=kubernetes",
+		"KUBECONFIG="+c.kubeconfig,
+		"KJOBS_NAMESPACE="+c.ns,
+		"KJOBS_PROCESSOR_IMAGE=example.com/p:1",
+		fmt.Sprintf("PORT=%d", port),
+		"REDIS_URL=redis://"+testenv.RedisAddr(t),
+		"KJOBS_JOB_DEADLINE=2m",
+	)
+	a := api{t: t, url: fmt.Sprintf("http://127.0.0.1:%d", port)}
+	stack.WaitReady(t, ctx, a.url+"/readyz")
+	return a
+}

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -22,18 +21,7 @@ func TestTimeoutOnCluster(t *testing.T) {
 	// kwok keeps sleep's pods Running for a minute, far past the timeout.
 	c := newCluster(t, map[string]string{"sleep": testenv.Chaos(1, "Error", "ran a minute", time.Minute)})
 	ctx := timeout(t, 3*time.Minute)
-	port := testenv.FreePort(t)
-	stack := testenv.StartProcess(t, "local", bin.local,
-		"KJOBS_RUNNER=kubernetes",
-		"KUBECONFIG="+c.kubeconfig,
-		"KJOBS_NAMESPACE="+c.ns,
-		"KJOBS_PROCESSOR_IMAGE=example.com/p:1",
-		fmt.Sprintf("PORT=%d", port),
-		"REDIS_URL=redis://"+testenv.RedisAddr(t),
-		"KJOBS_JOB_DEADLINE=2m",
-	)
-	a := api{t: t, url: fmt.Sprintf("http://127.0.0.1:%d", port)}
-	stack.WaitReady(t, ctx, a.url+"/readyz")
+	a := startLocal(t, ctx, c)
 
 	var created job.Job
 	body := `{"function":"sleep","args":{"seconds":"60"},"timeout":"2s","labels":{"team":"data"}}`

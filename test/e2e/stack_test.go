@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -40,18 +39,7 @@ func TestLocalStackOnCluster(t *testing.T) {
 		"flaky": testenv.Chaos(1, "Error", "flaky on purpose", 2*time.Second),
 	})
 	ctx := timeout(t, 4*time.Minute)
-	port := testenv.FreePort(t)
-	stack := testenv.StartProcess(t, "local", bin.local,
-		"KJOBS_RUNNER=kubernetes",
-		"KUBECONFIG="+c.kubeconfig,
-		"KJOBS_NAMESPACE="+c.ns,
-		"KJOBS_PROCESSOR_IMAGE=example.com/p:1",
-		fmt.Sprintf("PORT=%d", port),
-		"REDIS_URL=redis://"+testenv.RedisAddr(t),
-		"KJOBS_JOB_DEADLINE=2m",
-	)
-	a := api{t: t, url: fmt.Sprintf("http://127.0.0.1:%d", port)}
-	stack.WaitReady(t, ctx, a.url+"/readyz")
+	a := startLocal(t, ctx, c)
 
 	submit := func(body string) string {
 		t.Helper()
