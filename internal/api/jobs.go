@@ -178,10 +178,9 @@ func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
 		noJob(w, r, id)
 		return
 	case errors.Is(err, store.ErrFinished):
-		j, gerr := s.cfg.Store.Get(r.Context(), id)
-		status := "ended"
-		if gerr == nil {
-			status = string(j.Status)
+		status := job.Status("ended")
+		if st, serr := s.cfg.Store.Status(r.Context(), id); serr == nil {
+			status = st
 		}
 		problem.Write(w, r, problem.JobFinished, fmt.Sprintf("job %s has %s; only a job that has not ended can be canceled", id, status))
 		return

@@ -182,10 +182,10 @@ func (d *Dispatcher) Receive(ctx context.Context, e cloudevents.Event) protocol.
 		return d.finish(ctx, log, id, *done)
 	}
 	log = log.With("attempt", n)
-	if n > d.maxAttempts && !exists(inCluster, n) {
-		return d.exhausted(ctx, log, id, j.Attempts, inCluster)
-	}
 	if !exists(inCluster, n) {
+		if n > d.maxAttempts {
+			return d.exhausted(ctx, log, id, j.Attempts, inCluster)
+		}
 		// A new attempt needs a slot when a cap holds its function. A job
 		// without one is answered at once, so that however long it waits
 		// it meets no delivery timeout and spends none of its retries; its
@@ -237,7 +237,9 @@ func (d *Dispatcher) Receive(ctx context.Context, e cloudevents.Event) protocol.
 		return d.unavailable(log, err)
 	}
 	a, err := d.runner.Wait(ctx, id, n)
-	if d.canceled(ctx, id) {
+	// A cancel stops the attempt, which then ends failed: only then is the
+	// job's status worth a read.
+	if (err != nil || a.Outcome != job.OutcomeSucceeded) && d.canceled(ctx, id) {
 		// Its attempt was stopped; the Broker must not try again.
 		log.Info("job canceled while its attempt ran")
 		return cloudevents.ResultACK
@@ -312,8 +314,8 @@ func exists(attempts []job.Attempt, n int) bool {
 // canceled reports whether job id is canceled. An error reads as not
 // canceled: the delivery then answers as it would have.
 func (d *Dispatcher) canceled(ctx context.Context, id string) bool {
-	j, err := d.store.Get(ctx, id)
-	return err == nil && j.Status == job.Canceled
+	st, err := d.store.Status(ctx, id)
+	return err == nil && st == job.Canceled
 }
 
 // finish records a finished attempt and answers for it.

@@ -212,6 +212,18 @@ func (s *Store) transition(ctx context.Context, op, id string, to job.Status, a 
 	return res, nil
 }
 
+// Status returns a job's status alone, one field of its record.
+func (s *Store) Status(ctx context.Context, id string) (job.Status, error) {
+	st, err := s.rdb.HGet(ctx, jobKey(id), "status").Result()
+	if errors.Is(err, redis.Nil) {
+		return "", fmt.Errorf("store.Status %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("store.Status: %w", err)
+	}
+	return job.Status(st), nil
+}
+
 // Get returns a job with every attempt.
 func (s *Store) Get(ctx context.Context, id string) (job.Job, error) {
 	fields, err := s.rdb.HGetAll(ctx, jobKey(id)).Result()
