@@ -261,15 +261,19 @@ func checkDialect(f eventingv1.SubscriptionsAPIFilter, path string) error {
 }
 
 // knativeError turns Knative's verdict on the filters into a FieldError
-// naming the first field at fault (Knative's path, which starts with the
-// request's field name) with every message Knative gave.
+// naming the first field at fault with every message Knative gave. Its
+// paths are the request's field names, but for the attribute filter, which
+// Knative validates as the Trigger's filter.attributes; an error with no
+// path (several dialects in one filter) is the filters'.
 func knativeError(fe *apis.FieldError) error {
+	request := strings.NewReplacer("filter.attributes", "filter")
 	field := "filters"
 	for _, e := range fe.WrappedErrors() {
 		if len(e.Paths) > 0 {
-			field = e.Paths[0]
+			field = request.Replace(e.Paths[0])
 			break
 		}
 	}
-	return &job.FieldError{Field: field, Detail: strings.ReplaceAll(fe.Error(), "\n", "; ")}
+	detail := strings.TrimSuffix(strings.ReplaceAll(fe.Error(), "\n", "; "), ": ")
+	return &job.FieldError{Field: field, Detail: request.Replace(detail)}
 }
