@@ -24,7 +24,24 @@ type Spec struct {
 	Timeout time.Duration
 	// Labels are the job's own, for the attempt's Job and pod.
 	Labels map[string]string
+	// Event is the CloudEvent that started the job, in CloudEvents JSON,
+	// for a job a binding's event started; nil otherwise. The function
+	// reads it from EnvEvent, or from the file EnvEventFile names when it
+	// is larger than MaxEventEnv.
+	Event []byte
 }
+
+// How a function receives the event that started its job: its
+// environment's EnvEvent holds the event in CloudEvents JSON, or, for an
+// event larger than MaxEventEnv, EnvEventFile names a file that does.
+const (
+	EnvEvent     = "KJOBS_EVENT"
+	EnvEventFile = "KJOBS_EVENT_FILE"
+	// MaxEventEnv keeps an event's variable well under the 128 KiB that
+	// Linux allows one environment string (MAX_ARG_STRLEN), with room for
+	// the rest of the environment.
+	MaxEventEnv = 32 << 10
+)
 
 // Deadline returns how long the attempt may run under a runner whose own
 // deadline is max: the spec's timeout, when it has one within max. A
