@@ -22,7 +22,9 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 	"k8s.io/client-go/kubernetes"
+	"knative.dev/eventing/pkg/client/clientset/versioned"
 
+	"github.com/kjobs/kjobs/internal/binding/trigger"
 	"github.com/kjobs/kjobs/internal/cluster"
 	"github.com/kjobs/kjobs/internal/delivery"
 	"github.com/kjobs/kjobs/internal/dispatch"
@@ -130,6 +132,11 @@ func run(log *slog.Logger) error {
 	}
 	d := dispatch.New(store.New(rdb, store.Options{Retention: env.Retention}), runner, log)
 	d.SetMaxAttempts(env.MaxAttempts)
+	eventing, err := versioned.NewForConfig(restCfg)
+	if err != nil {
+		return err
+	}
+	d.SetBindings(trigger.NewInformer(ctx, eventing, namespace))
 	handler := d.Handler(prometheus.NewRegistry())
 	l, err := net.Listen("tcp", net.JoinHostPort(env.Host, strconv.Itoa(env.Port)))
 	if err != nil {

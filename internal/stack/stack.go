@@ -24,6 +24,7 @@ import (
 	eventingclient "knative.dev/eventing/pkg/client/clientset/versioned"
 
 	"github.com/kjobs/kjobs/internal/api"
+	localbinding "github.com/kjobs/kjobs/internal/binding/local"
 	"github.com/kjobs/kjobs/internal/cluster"
 	"github.com/kjobs/kjobs/internal/delivery"
 	"github.com/kjobs/kjobs/internal/dispatch"
@@ -37,9 +38,18 @@ import (
 	"github.com/kjobs/kjobs/internal/store"
 )
 
-// Run runs the stack until ctx ends. The API listens on api; nil listens
-// on cfg.Host and cfg.Port.
-func Run(ctx context.Context, cfg Config, apiListener net.Listener, log *slog.Logger) error {
+// Listeners are where the stack listens, for a caller that opened them
+// itself, such as a test on ports the system chose.
+type Listeners struct {
+	// API defaults to cfg.Host and cfg.Port.
+	API net.Listener
+	// Broker is the in-process Broker's ingress. It defaults to loopback
+	// and cfg.BrokerPort.
+	Broker net.Listener
+}
+
+// Run runs the stack until ctx ends, listening on ls.
+func Run(ctx context.Context, cfg Config, ls Listeners, log *slog.Logger) error {
 	if err := cfg.validate(); err != nil {
 		return fmt.Errorf("stack: %w", err)
 	}
@@ -80,6 +90,10 @@ func Run(ctx context.Context, cfg Config, apiListener net.Listener, log *slog.Lo
 	}
 
 	d := dispatch.New(st, run, log.With("component", "dispatcher"))
+	// Bindings live in memory, as schedules do under the local scheduler:
+	// the ingress applies their filters as their Triggers would.
+	bindings := localbinding.New()
+	d.SetBindings(bindings)
 	caps, err := cfg.caps()
 	if err != nil {
 		dispatchListener.Close()
@@ -103,18 +117,33 @@ func Run(ctx context.Context, cfg Config, apiListener net.Listener, log *slog.Lo
 	} else {
 		log.Warn("API auth is off: no KJOBS_AUTH_TOKENS_FILE; listening on loopback only")
 	}
+	apiListener := ls.API
 	if apiListener == nil {
 		if apiListener, err = net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))); err != nil {
 			dispatchListener.Close()
 			return fmt.Errorf("stack: %w", err)
 		}
 	}
+	// The ingress has no auth, as a Broker's has none: it listens on
+	// loopback only.
+	brokerListener := ls.Broker
+	if brokerListener == nil {
+		if brokerListener, err = net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.BrokerPort))); err != nil {
+			dispatchListener.Close()
+			apiListener.Close()
+			return fmt.Errorf("stack: KJOBS_BROKER_PORT: %w", err)
+		}
+	}
+	brokerServer := httpserver.New(&ingress{
+		broker: broker, bindings: bindings, dispatcher: dispatchURL, log: log.With("component", "broker"),
+	}, httpserver.Timeouts{}, log)
 	apiServer := httpserver.New(api.New(api.Config{
 		Store: st, Sender: broker, Schedules: schedules, JobDeadline: cfg.JobDeadline, Auth: auth,
 		Log: log.With("component", "api"),
 	}), httpserver.Timeouts{}, log)
 
-	log.Info("kjobs is running", "api", "http://"+apiListener.Addr().String(), "runner", cfg.Runner, "redis", redisName(cfg.RedisURL))
+	log.Info("kjobs is running", "api", "http://"+apiListener.Addr().String(), "broker", "http://"+brokerListener.Addr().String(),
+		"runner", cfg.Runner, "redis", redisName(cfg.RedisURL))
 	g.Go(func() error { return broker.Run(ctx) })
 	g.Go(func() error { return d.Reconcile(ctx) })
 	g.Go(func() error { return d.Sweep(ctx, broker, cfg.SweepAfter) })
@@ -122,6 +151,7 @@ func Run(ctx context.Context, cfg Config, apiListener net.Listener, log *slog.Lo
 	g.Go(func() error { return d.Cancels(ctx) })
 	g.Go(func() error { return dispatchServer.Serve(ctx, dispatchListener) })
 	g.Go(func() error { return apiServer.Serve(ctx, apiListener) })
+	g.Go(func() error { return brokerServer.Serve(ctx, brokerListener) })
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) {
 		return nil
