@@ -67,7 +67,12 @@ func TestRBAC(t *testing.T) {
 		{access{"kjobs-dispatcher", "list", "", "configmaps", "", false}, deny},
 		{access{"kjobs-dispatcher", "get", "", "configmaps", "kube-root-ca.crt", false}, deny},
 		{access{"kjobs-dispatcher", "update", "", "configmaps", "kjobs-functions", false}, deny},
+		// It hands a large event to its Job in a Secret it creates, and
+		// reads none.
+		{access{"kjobs-dispatcher", "create", "", "secrets", "", false}, allow},
 		{access{"kjobs-dispatcher", "get", "", "secrets", "", false}, deny},
+		{access{"kjobs-dispatcher", "list", "", "secrets", "", false}, deny},
+		{access{"kjobs-dispatcher", "update", "", "secrets", "", false}, deny},
 		{access{"kjobs-dispatcher", "get", "", "secrets", "kjobs-redis", false}, deny},
 		{access{"kjobs-dispatcher", "update", "batch", "jobs", "", false}, deny},
 		{access{"kjobs-dispatcher", "create", "", "pods", "", false}, deny},
