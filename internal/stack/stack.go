@@ -1,6 +1,7 @@
 // Package stack wires the whole kjobs pipeline into one process for
 // `make run`: the API, an in-process Broker applying the Triggers' delivery
-// spec, the dispatcher with its dead-letter path, a runner and a scheduler.
+// spec, the dispatcher with its dead-letter path, a runner, a scheduler and
+// the bindings the Broker matches events against.
 // With KJOBS_RUNNER=kubernetes the attempts are Jobs and the schedules
 // PingSources in the cluster of KUBECONFIG; otherwise nothing but this
 // process and the processor binary is needed.
@@ -24,6 +25,7 @@ import (
 	eventingclient "knative.dev/eventing/pkg/client/clientset/versioned"
 
 	"github.com/kjobs/kjobs/internal/api"
+	localbinding "github.com/kjobs/kjobs/internal/binding/local"
 	"github.com/kjobs/kjobs/internal/cluster"
 	"github.com/kjobs/kjobs/internal/delivery"
 	"github.com/kjobs/kjobs/internal/dispatch"
@@ -66,6 +68,11 @@ func Run(ctx context.Context, cfg Config, apiListener net.Listener, log *slog.Lo
 		return err
 	}
 	defer closeRunner()
+
+	// Bindings are the in-process Broker's Triggers, under either runner:
+	// events reach this stack through that Broker, which matches them with
+	// bindings.Match.
+	bindings := localbinding.New()
 
 	dispatchURL := &url.URL{Scheme: "http", Host: dispatchListener.Addr().String(), Path: "/"}
 	broker, err := delivery.NewLocal(dispatchURL, dispatchURL.JoinPath(dispatch.DeadLetterPath), delivery.Options{Log: log})
@@ -110,7 +117,7 @@ func Run(ctx context.Context, cfg Config, apiListener net.Listener, log *slog.Lo
 		}
 	}
 	apiServer := httpserver.New(api.New(api.Config{
-		Store: st, Sender: broker, Schedules: schedules, JobDeadline: cfg.JobDeadline, Auth: auth,
+		Store: st, Sender: broker, Schedules: schedules, Bindings: bindings, JobDeadline: cfg.JobDeadline, Auth: auth,
 		Log: log.With("component", "api"),
 	}), httpserver.Timeouts{}, log)
 
