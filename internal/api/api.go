@@ -1,6 +1,7 @@
 // Package api serves the kjobs HTTP API: jobs are accepted, recorded in
 // Redis and handed to the Broker as events; schedules are kept by a
-// schedule.Store; every error is an RFC 9457 problem.
+// schedule.Store and bindings by a binding.Store; every error is an RFC
+// 9457 problem.
 package api
 
 import (
@@ -16,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/kjobs/kjobs/internal/binding"
 	"github.com/kjobs/kjobs/internal/event"
 	"github.com/kjobs/kjobs/internal/problem"
 	"github.com/kjobs/kjobs/internal/schedule"
@@ -36,6 +38,9 @@ type Config struct {
 	SendTimeout time.Duration
 	// Schedules keeps schedules. Required.
 	Schedules schedule.Store
+	// Bindings keeps bindings: Triggers in a cluster, or the local
+	// Broker's. Required.
+	Bindings binding.Store
 	// JobDeadline is the install's bound on one attempt, the dispatcher's
 	// KJOBS_JOB_DEADLINE: a job's timeout may be shorter, never longer, so
 	// that a request is refused here rather than quietly cut to the
@@ -104,6 +109,10 @@ func New(cfg Config) *Server {
 	private("DELETE /jobs/schedule/{id}", s.deleteSchedule)
 	private("POST /jobs/schedule/{id}/pause", s.setPaused(true))
 	private("POST /jobs/schedule/{id}/resume", s.setPaused(false))
+	private("POST /jobs/bindings", s.createBinding)
+	private("GET /jobs/bindings", s.listBindings)
+	private("GET /jobs/bindings/{name}", s.getBinding)
+	private("DELETE /jobs/bindings/{name}", s.deleteBinding)
 	s.mux.HandleFunc("/", s.noRoute)
 	return s
 }

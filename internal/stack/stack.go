@@ -1,6 +1,7 @@
 // Package stack wires the whole kjobs pipeline into one process for
 // `make run`: the API, an in-process Broker applying the Triggers' delivery
-// spec, the dispatcher with its dead-letter path, a runner and a scheduler.
+// spec, the dispatcher with its dead-letter path, a runner, a scheduler and
+// the bindings the Broker matches events against.
 // With KJOBS_RUNNER=kubernetes the attempts are Jobs and the schedules
 // PingSources in the cluster of KUBECONFIG; otherwise nothing but this
 // process and the processor binary is needed.
@@ -77,6 +78,11 @@ func Run(ctx context.Context, cfg Config, ls Listeners, log *slog.Logger) error 
 	}
 	defer closeRunner()
 
+	// Bindings are the in-process Broker's Triggers, under either runner:
+	// events reach this stack through that Broker, which matches them with
+	// bindings.Match.
+	bindings := localbinding.New()
+
 	dispatchURL := &url.URL{Scheme: "http", Host: dispatchListener.Addr().String(), Path: "/"}
 	broker, err := delivery.NewLocal(dispatchURL, dispatchURL.JoinPath(dispatch.DeadLetterPath), delivery.Options{Log: log})
 	if err != nil {
@@ -138,7 +144,7 @@ func Run(ctx context.Context, cfg Config, ls Listeners, log *slog.Logger) error 
 		broker: broker, bindings: bindings, dispatcher: dispatchURL, log: log.With("component", "broker"),
 	}, httpserver.Timeouts{}, log)
 	apiServer := httpserver.New(api.New(api.Config{
-		Store: st, Sender: broker, Schedules: schedules, JobDeadline: cfg.JobDeadline, Auth: auth,
+		Store: st, Sender: broker, Schedules: schedules, Bindings: bindings, JobDeadline: cfg.JobDeadline, Auth: auth,
 		Log: log.With("component", "api"),
 	}), httpserver.Timeouts{}, log)
 

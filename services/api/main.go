@@ -1,6 +1,6 @@
 // Command api serves the kjobs HTTP API as a Knative Service: it records
 // jobs in Redis, sends their events to the Broker at K_SINK and keeps
-// schedules as PingSources in its namespace.
+// schedules as PingSources and bindings as Triggers in its namespace.
 package main
 
 import (
@@ -18,6 +18,7 @@ import (
 	eventingclient "knative.dev/eventing/pkg/client/clientset/versioned"
 
 	"github.com/kjobs/kjobs/internal/api"
+	"github.com/kjobs/kjobs/internal/binding/trigger"
 	"github.com/kjobs/kjobs/internal/cluster"
 	"github.com/kjobs/kjobs/internal/delivery"
 	"github.com/kjobs/kjobs/internal/httpserver"
@@ -44,9 +45,10 @@ type envConfig struct {
 	JobDeadline time.Duration `envconfig:"KJOBS_JOB_DEADLINE" default:"10m"`
 	// Retention is how long finished jobs are kept.
 	Retention time.Duration `envconfig:"KJOBS_RETENTION" default:"168h"`
-	// Namespace holds the PingSources. Defaults to the pod's own namespace.
+	// Namespace holds the PingSources and the bindings' Triggers. Defaults
+	// to the pod's own namespace.
 	Namespace string `envconfig:"KJOBS_NAMESPACE"`
-	// Broker is the PingSources' sink.
+	// Broker is the PingSources' sink and the bindings' Triggers' Broker.
 	Broker string `envconfig:"KJOBS_BROKER" default:"kjobs"`
 }
 
@@ -93,6 +95,7 @@ func run(log *slog.Logger) error {
 		Store:       store.New(rdb, store.Options{Retention: env.Retention}),
 		Sender:      sender,
 		Schedules:   ping.New(eventing, ping.Config{Namespace: namespace, Broker: env.Broker}),
+		Bindings:    trigger.New(eventing, trigger.Config{Namespace: namespace, Broker: env.Broker}),
 		JobDeadline: env.JobDeadline,
 		Auth:        auth,
 		Log:         log,
