@@ -96,9 +96,6 @@ func Run(ctx context.Context, cfg Config, ls Listeners, log *slog.Logger) error 
 	}
 
 	d := dispatch.New(st, run, log.With("component", "dispatcher"))
-	// Bindings live in memory, as schedules do under the local scheduler:
-	// the ingress applies their filters as their Triggers would.
-	bindings := localbinding.New()
 	d.SetBindings(bindings)
 	caps, err := cfg.caps()
 	if err != nil {
