@@ -1,6 +1,7 @@
 package stack_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -42,6 +43,24 @@ func s3Headers(id string) map[string]string {
 	}
 }
 
+// waitEvent waits for the job of an event, which exists only once the
+// ingress has delivered the event, to end.
+func (c client) waitEvent(id string, within time.Duration) job.Job {
+	c.t.Helper()
+	var j job.Job
+	c.eventually(within, func() bool {
+		var raw json.RawMessage
+		if c.do("GET", "/jobs/"+id, "", &raw) != http.StatusOK {
+			return false
+		}
+		if err := json.Unmarshal(raw, &j); err != nil {
+			c.t.Fatal(err)
+		}
+		return j.Status.Terminal()
+	})
+	return j
+}
+
 func (c client) bound(name string) []job.Job {
 	c.t.Helper()
 	var page store.Page
@@ -74,7 +93,7 @@ func TestBindings(t *testing.T) {
 		`{"specversion":"1.0","type":"com.amazonaws.s3.object-created","source":"arn:aws:s3:::photos","id":"`+id+`","data":{"key":"cat.png"}}`)
 
 	want := event.JobID("uploads", "arn:aws:s3:::photos", id)
-	j := c.wait(want, 20*time.Second)
+	j := c.waitEvent(want, 20*time.Second)
 	if j.Status != job.Succeeded || len(j.Attempts) != 1 {
 		t.Errorf("job %s: %s after %d attempts, want succeeded after 1", j.ID, j.Status, len(j.Attempts))
 	}
@@ -92,7 +111,7 @@ func TestBindings(t *testing.T) {
 	// The ingress routes an event as it takes it, so once this later event
 	// has run, the ones before it that were routed anywhere have been too.
 	c.send(map[string]string{"Ce-Specversion": "1.0", "Ce-Type": "com.github.push", "Ce-Source": "https://github.com/kjobs/kjobs", "Ce-Id": "sentinel"}, "")
-	c.wait(event.JobID("pushes", "https://github.com/kjobs/kjobs", "sentinel"), 20*time.Second)
+	c.waitEvent(event.JobID("pushes", "https://github.com/kjobs/kjobs", "sentinel"), 20*time.Second)
 
 	if got := c.bound("uploads"); len(got) != 1 || got[0].ID != want {
 		t.Errorf("GET /jobs?binding=uploads lists %d jobs, want only %s", len(got), want)
