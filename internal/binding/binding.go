@@ -142,7 +142,12 @@ func Decode(data []byte) (Binding, error) {
 		if args[0] != '{' {
 			return Binding{}, &job.FieldError{Field: "args", Detail: fmt.Sprintf("got %.20s, want a JSON object", args)}
 		}
-		b.Args = json.RawMessage(args)
+		// Compact, as the Trigger's annotation keeps it.
+		var compact bytes.Buffer
+		if err := json.Compact(&compact, args); err != nil {
+			return Binding{}, &job.FieldError{Field: "args", Detail: err.Error()}
+		}
+		b.Args = json.RawMessage(compact.Bytes())
 	}
 	if err := b.checkFilters(); err != nil {
 		return Binding{}, err

@@ -32,7 +32,7 @@ func TestDecode(t *testing.T) {
 		},
 		{
 			name: "filters with args",
-			body: `{"name":"s3","filters":[{"prefix":{"type":"com.amazonaws.s3."}},{"not":{"suffix":{"subject":".tmp"}}}],"function":"echo","args":{"bucket":"photos"}}`,
+			body: `{"name":"s3","filters":[{"prefix":{"type":"com.amazonaws.s3."}},{"not":{"suffix":{"subject":".tmp"}}}],"function":"echo","args": { "bucket" : "photos" } }`,
 			want: binding.Binding{
 				Name: "s3",
 				Filters: []eventingv1.SubscriptionsAPIFilter{
