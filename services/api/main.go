@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/kelseyhightower/envconfig"
 	"github.com/redis/go-redis/v9"
 	eventingclient "knative.dev/eventing/pkg/client/clientset/versioned"
+	"knative.dev/pkg/apis"
 
 	"github.com/kjobs/kjobs/internal/api"
 	"github.com/kjobs/kjobs/internal/binding/trigger"
@@ -50,6 +52,10 @@ type envConfig struct {
 	Namespace string `envconfig:"KJOBS_NAMESPACE"`
 	// Broker is the PingSources' sink and the bindings' Triggers' Broker.
 	Broker string `envconfig:"KJOBS_BROKER" default:"kjobs"`
+	// Dispatcher is the absolute URL the bindings' Triggers deliver to,
+	// for a dispatcher that is not the Knative Service kjobs-dispatcher of
+	// the namespace, which they deliver to by default.
+	Dispatcher string `envconfig:"KJOBS_DISPATCHER_URL"`
 }
 
 func main() {
@@ -85,6 +91,14 @@ func run(log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	bindings := trigger.Config{Namespace: namespace, Broker: env.Broker}
+	if env.Dispatcher != "" {
+		u, err := apis.ParseURL(env.Dispatcher)
+		if err != nil || !u.URL().IsAbs() {
+			return fmt.Errorf("KJOBS_DISPATCHER_URL %q: want an absolute URL", env.Dispatcher)
+		}
+		bindings.Dispatcher.URI = u
+	}
 	var auth *api.Tokens
 	if env.AuthDisabled {
 		log.Warn("API auth is disabled by KJOBS_AUTH_DISABLED: every route answers without a token")
@@ -95,7 +109,7 @@ func run(log *slog.Logger) error {
 		Store:       store.New(rdb, store.Options{Retention: env.Retention}),
 		Sender:      sender,
 		Schedules:   ping.New(eventing, ping.Config{Namespace: namespace, Broker: env.Broker}),
-		Bindings:    trigger.New(eventing, trigger.Config{Namespace: namespace, Broker: env.Broker}),
+		Bindings:    trigger.New(eventing, bindings),
 		JobDeadline: env.JobDeadline,
 		Auth:        auth,
 		Log:         log,
