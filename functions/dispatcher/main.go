@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kjobs/kjobs/internal/catalog"
 	"github.com/kjobs/kjobs/internal/cluster"
 	"github.com/kjobs/kjobs/internal/delivery"
 	"github.com/kjobs/kjobs/internal/dispatch"
@@ -130,6 +131,14 @@ func run(log *slog.Logger) error {
 	}
 	d := dispatch.New(store.New(rdb, store.Options{Retention: env.Retention}), runner, log)
 	d.SetMaxAttempts(env.MaxAttempts)
+	// The declarations are read before the first delivery, which would
+	// otherwise find a declared function unknown; WatchFunctions keeps
+	// them current.
+	functions := catalog.New(false)
+	if err := functions.Set(runner.Functions()); err != nil {
+		log.Error("the functions ConfigMap has malformed entries; their functions are refused", "error", err)
+	}
+	d.SetFunctions(functions)
 	handler := d.Handler(prometheus.NewRegistry())
 	l, err := net.Listen("tcp", net.JoinHostPort(env.Host, strconv.Itoa(env.Port)))
 	if err != nil {
@@ -143,6 +152,9 @@ func run(log *slog.Logger) error {
 	g.Go(func() error { return d.Cancels(ctx) })
 	g.Go(func() error {
 		return runner.WatchFunctions(ctx, func(data map[string]string) {
+			if err := functions.Set(data); err != nil {
+				log.Error("the functions ConfigMap has malformed entries; their functions are refused", "error", err)
+			}
 			caps, err := dispatch.CapsFor(env.MaxRunning, data)
 			if err != nil {
 				log.Error("the functions ConfigMap has malformed entries; their functions are not capped", "error", err)

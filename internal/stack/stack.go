@@ -24,6 +24,7 @@ import (
 	eventingclient "knative.dev/eventing/pkg/client/clientset/versioned"
 
 	"github.com/kjobs/kjobs/internal/api"
+	"github.com/kjobs/kjobs/internal/catalog"
 	"github.com/kjobs/kjobs/internal/cluster"
 	"github.com/kjobs/kjobs/internal/delivery"
 	"github.com/kjobs/kjobs/internal/dispatch"
@@ -60,12 +61,40 @@ func Run(ctx context.Context, cfg Config, apiListener net.Listener, log *slog.Lo
 	if err != nil {
 		return fmt.Errorf("stack: %w", err)
 	}
-	run, schedules, closeRunner, err := backends(ctx, cfg, log)
+	data, err := cfg.functions()
+	if err != nil {
+		dispatchListener.Close()
+		return fmt.Errorf("stack: %w", err)
+	}
+	// The local runner has no container runtime: a function with an image
+	// runs only through its local binary.
+	functions := catalog.New(cfg.Runner == RunnerLocal)
+	if cfg.Runner == RunnerLocal {
+		if err := functions.Set(data); err != nil {
+			dispatchListener.Close()
+			return fmt.Errorf("stack: KJOBS_FUNCTIONS_FILE %s: %w", cfg.FunctionsFile, err)
+		}
+	}
+	run, schedules, closeRunner, err := backends(ctx, cfg, functions, log)
 	if err != nil {
 		dispatchListener.Close()
 		return err
 	}
 	defer closeRunner()
+	if kr, ok := run.(*kube.Runner); ok {
+		// Jobs run what the cluster's functions ConfigMap declares, so the
+		// catalog follows it, as the API's and the dispatcher's do.
+		if err := functions.Set(kr.Functions()); err != nil {
+			log.Error("the functions ConfigMap has malformed entries; their functions are refused", "error", err)
+		}
+		g.Go(func() error {
+			return kr.WatchFunctions(ctx, func(data map[string]string) {
+				if err := functions.Set(data); err != nil {
+					log.Error("the functions ConfigMap has malformed entries; their functions are refused", "error", err)
+				}
+			})
+		})
+	}
 
 	dispatchURL := &url.URL{Scheme: "http", Host: dispatchListener.Addr().String(), Path: "/"}
 	broker, err := delivery.NewLocal(dispatchURL, dispatchURL.JoinPath(dispatch.DeadLetterPath), delivery.Options{Log: log})
@@ -80,7 +109,8 @@ func Run(ctx context.Context, cfg Config, apiListener net.Listener, log *slog.Lo
 	}
 
 	d := dispatch.New(st, run, log.With("component", "dispatcher"))
-	caps, err := cfg.caps()
+	d.SetFunctions(functions)
+	caps, err := cfg.caps(data)
 	if err != nil {
 		dispatchListener.Close()
 		return fmt.Errorf("stack: %w", err)
@@ -110,7 +140,7 @@ func Run(ctx context.Context, cfg Config, apiListener net.Listener, log *slog.Lo
 		}
 	}
 	apiServer := httpserver.New(api.New(api.Config{
-		Store: st, Sender: broker, Schedules: schedules, JobDeadline: cfg.JobDeadline, Auth: auth,
+		Store: st, Sender: broker, Schedules: schedules, Functions: functions, JobDeadline: cfg.JobDeadline, Auth: auth,
 		Log: log.With("component", "api"),
 	}), httpserver.Timeouts{}, log)
 
@@ -131,9 +161,9 @@ func Run(ctx context.Context, cfg Config, apiListener net.Listener, log *slog.Lo
 
 // backends returns the runner and, in a cluster, the schedule store; a nil
 // store means the local scheduler, which needs the broker to send to.
-func backends(ctx context.Context, cfg Config, log *slog.Logger) (runner.Runner, schedule.Store, func(), error) {
+func backends(ctx context.Context, cfg Config, functions *catalog.Catalog, log *slog.Logger) (runner.Runner, schedule.Store, func(), error) {
 	if cfg.Runner == RunnerLocal {
-		r := local.New(local.Config{Processor: cfg.Processor, Deadline: cfg.JobDeadline})
+		r := local.New(local.Config{Processor: cfg.Processor, Functions: functions, Deadline: cfg.JobDeadline})
 		return r, nil, r.Close, nil
 	}
 	rest, namespace, err := cluster.Config(cfg.Namespace)

@@ -1,6 +1,8 @@
 // Command api serves the kjobs HTTP API as a Knative Service: it records
 // jobs in Redis, sends their events to the Broker at K_SINK and keeps
-// schedules as PingSources in its namespace.
+// schedules as PingSources in its namespace. It checks every request
+// against the declared functions: the built-in ones and those of the
+// functions ConfigMap, which it watches.
 package main
 
 import (
@@ -15,9 +17,11 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 	"github.com/redis/go-redis/v9"
+	"k8s.io/client-go/kubernetes"
 	eventingclient "knative.dev/eventing/pkg/client/clientset/versioned"
 
 	"github.com/kjobs/kjobs/internal/api"
+	"github.com/kjobs/kjobs/internal/catalog"
 	"github.com/kjobs/kjobs/internal/cluster"
 	"github.com/kjobs/kjobs/internal/delivery"
 	"github.com/kjobs/kjobs/internal/httpserver"
@@ -48,6 +52,9 @@ type envConfig struct {
 	Namespace string `envconfig:"KJOBS_NAMESPACE"`
 	// Broker is the PingSources' sink.
 	Broker string `envconfig:"KJOBS_BROKER" default:"kjobs"`
+	// FunctionsConfigMap declares the functions beside the built-in ones,
+	// in Namespace. Defaults to kjobs-functions.
+	FunctionsConfigMap string `envconfig:"KJOBS_FUNCTIONS_CONFIGMAP" default:"kjobs-functions"`
 }
 
 func main() {
@@ -83,6 +90,14 @@ func run(log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	kube, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return err
+	}
+	functions := catalog.New(false)
+	if err := catalog.Watch(ctx, kube, namespace, env.FunctionsConfigMap, functions, log); err != nil {
+		return err
+	}
 	var auth *api.Tokens
 	if env.AuthDisabled {
 		log.Warn("API auth is disabled by KJOBS_AUTH_DISABLED: every route answers without a token")
@@ -93,6 +108,7 @@ func run(log *slog.Logger) error {
 		Store:       store.New(rdb, store.Options{Retention: env.Retention}),
 		Sender:      sender,
 		Schedules:   ping.New(eventing, ping.Config{Namespace: namespace, Broker: env.Broker}),
+		Functions:   functions,
 		JobDeadline: env.JobDeadline,
 		Auth:        auth,
 		Log:         log,

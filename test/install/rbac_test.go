@@ -74,7 +74,8 @@ func TestRBAC(t *testing.T) {
 		{access{"kjobs-dispatcher", "create", "batch", "jobs", "", true}, deny},
 		{access{"kjobs-dispatcher", "create", "sources.knative.dev", "pingsources", "", false}, deny},
 
-		// The API manages PingSources in its namespace and nothing else.
+		// The API manages PingSources in its namespace, reads the functions
+		// ConfigMap by name, and nothing else.
 		{access{"kjobs-api", "create", "sources.knative.dev", "pingsources", "", false}, allow},
 		{access{"kjobs-api", "get", "sources.knative.dev", "pingsources", "", false}, allow},
 		{access{"kjobs-api", "list", "sources.knative.dev", "pingsources", "", false}, allow},
@@ -86,7 +87,11 @@ func TestRBAC(t *testing.T) {
 		{access{"kjobs-api", "create", "batch", "jobs", "", false}, deny},
 		{access{"kjobs-api", "get", "", "secrets", "", false}, deny},
 		{access{"kjobs-api", "get", "", "secrets", "kjobs-api-tokens", false}, deny},
-		{access{"kjobs-api", "get", "", "configmaps", "kjobs-functions", false}, deny},
+		{access{"kjobs-api", "get", "", "configmaps", "kjobs-functions", false}, allow},
+		{access{"kjobs-api", "watch", "", "configmaps", "kjobs-functions", false}, allow},
+		{access{"kjobs-api", "list", "", "configmaps", "", false}, deny},
+		{access{"kjobs-api", "get", "", "configmaps", "kube-root-ca.crt", false}, deny},
+		{access{"kjobs-api", "update", "", "configmaps", "kjobs-functions", false}, deny},
 	} {
 		t.Run(tc.String(), func(t *testing.T) {
 			if got := allowed(t, cs, ns, other, tc.access); got != tc.want {
