@@ -30,9 +30,9 @@ func TestBinary(t *testing.T) {
 		wantCode int
 		wantMsg  string
 	}{
-		{"success", "echo", `{"x":"1"}`, 0, `{"x":"1"}`},
+		{"success", "echo", `{"x":1,"y":["z"]}`, 0, `{"x":1,"y":["z"]}`},
 		{"failure", "fail", `{"message":"boom"}`, 1, "boom"},
-		{"unknown function", "resize", `{}`, 2, `unknown function "resize"; known functions: echo, fail, flaky, sample, sleep`},
+		{"unknown function", "resize", `{}`, 2, `unknown function "resize"; this image has: echo, fail, flaky, sample, sleep`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

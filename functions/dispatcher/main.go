@@ -25,6 +25,7 @@ import (
 	"knative.dev/eventing/pkg/client/clientset/versioned"
 
 	"github.com/kjobs/kjobs/internal/binding/trigger"
+	"github.com/kjobs/kjobs/internal/catalog"
 	"github.com/kjobs/kjobs/internal/cluster"
 	"github.com/kjobs/kjobs/internal/delivery"
 	"github.com/kjobs/kjobs/internal/dispatch"
@@ -137,6 +138,14 @@ func run(log *slog.Logger) error {
 		return err
 	}
 	d.SetBindings(trigger.NewInformer(ctx, eventing, namespace))
+	// The declarations are read before the first delivery, which would
+	// otherwise find a declared function unknown; WatchFunctions keeps
+	// them current.
+	functions := catalog.New(false)
+	if err := functions.Set(runner.Functions()); err != nil {
+		log.Error("the functions ConfigMap has malformed entries; their functions are refused", "error", err)
+	}
+	d.SetFunctions(functions)
 	handler := d.Handler(prometheus.NewRegistry())
 	l, err := net.Listen("tcp", net.JoinHostPort(env.Host, strconv.Itoa(env.Port)))
 	if err != nil {
@@ -150,6 +159,9 @@ func run(log *slog.Logger) error {
 	g.Go(func() error { return d.Cancels(ctx) })
 	g.Go(func() error {
 		return runner.WatchFunctions(ctx, func(data map[string]string) {
+			if err := functions.Set(data); err != nil {
+				log.Error("the functions ConfigMap has malformed entries; their functions are refused", "error", err)
+			}
 			caps, err := dispatch.CapsFor(env.MaxRunning, data)
 			if err != nil {
 				log.Error("the functions ConfigMap has malformed entries; their functions are not capped", "error", err)

@@ -18,14 +18,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/kjobs/kjobs/internal/binding"
+	"github.com/kjobs/kjobs/internal/catalog"
 	"github.com/kjobs/kjobs/internal/event"
 	"github.com/kjobs/kjobs/internal/problem"
 	"github.com/kjobs/kjobs/internal/schedule"
 	"github.com/kjobs/kjobs/internal/store"
 )
 
-// MaxBody caps a request body; a larger one is answered 413.
-const MaxBody = 64 << 10
+// MaxBody caps a request body; a larger one is answered 413. It leaves
+// room for args of job.MaxArgsBytes, so that too large args get the
+// message that says so.
+const MaxBody = 128 << 10
 
 // Config is what the API needs.
 type Config struct {
@@ -41,6 +44,10 @@ type Config struct {
 	// Bindings keeps bindings: Triggers in a cluster, or the local
 	// Broker's. Required.
 	Bindings binding.Store
+	// Functions are the declared functions, which every request's function
+	// and args are checked against. Defaults to the built-in functions
+	// alone.
+	Functions *catalog.Catalog
 	// JobDeadline is the install's bound on one attempt, the dispatcher's
 	// KJOBS_JOB_DEADLINE: a job's timeout may be shorter, never longer, so
 	// that a request is refused here rather than quietly cut to the
@@ -83,6 +90,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.SendTimeout <= 0 {
 		cfg.SendTimeout = 10 * time.Second
+	}
+	if cfg.Functions == nil {
+		cfg.Functions = catalog.New(false)
 	}
 	if cfg.NewID == nil {
 		cfg.NewID = func() string { return uuid.Must(uuid.NewV7()).String() }

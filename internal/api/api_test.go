@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +22,7 @@ import (
 	"github.com/kjobs/kjobs/internal/api"
 	"github.com/kjobs/kjobs/internal/binding"
 	localbinding "github.com/kjobs/kjobs/internal/binding/local"
+	"github.com/kjobs/kjobs/internal/catalog"
 	"github.com/kjobs/kjobs/internal/event"
 	"github.com/kjobs/kjobs/internal/job"
 	"github.com/kjobs/kjobs/internal/problem"
@@ -63,6 +65,19 @@ type env struct {
 
 const token = "s3cret-token"
 
+// resizeDecl declares a function of its own image, with an args schema, as
+// kjobs-functions would.
+const resizeDecl = `image: registry.example/team/resize@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+argsSchema:
+  type: object
+  required: [url]
+  additionalProperties: false
+  properties:
+    url: {type: string}
+    width: {type: integer, minimum: 1, maximum: 4096}
+    crop: {type: object, properties: {x: {type: integer, minimum: 0}}}
+`
+
 func setup(t *testing.T, withAuth bool) env {
 	t.Helper()
 	rdb := testenv.Redis(t)
@@ -73,7 +88,11 @@ func setup(t *testing.T, withAuth bool) env {
 	go func() { defer close(done); _ = schedules.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	bindings := localbinding.New()
-	cfg := api.Config{Store: store.New(rdb, store.Options{}), Sender: sender, Schedules: schedules, Bindings: bindings}
+	functions := catalog.New(false)
+	if err := functions.Set(map[string]string{"resize": resizeDecl}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := api.Config{Store: store.New(rdb, store.Options{}), Sender: sender, Schedules: schedules, Bindings: bindings, Functions: functions}
 	if withAuth {
 		path := filepath.Join(t.TempDir(), "tokens")
 		if err := os.WriteFile(path, []byte("other-token\n"+token+"\n"), 0o600); err != nil {
@@ -139,14 +158,18 @@ func TestBadInput(t *testing.T) {
 		{"trailing data", request{"POST", "/jobs", `{"function":"echo"} {}`, nil}, 400, problem.MalformedJSON, "", "after the JSON object"},
 		{"unknown field", request{"POST", "/jobs", `{"function":"echo","priority":1}`, nil}, 400, problem.InvalidField, "priority", "unknown field"},
 		{"function of the wrong type", request{"POST", "/jobs", `{"function":5}`, nil}, 400, problem.InvalidField, "function", "want a string"},
-		{"args of the wrong type", request{"POST", "/jobs", `{"function":"echo","args":[]}`, nil}, 400, problem.InvalidField, "args", "object of string values"},
-		{"arg of the wrong type", request{"POST", "/jobs", `{"function":"sleep","args":{"seconds":1}}`, nil}, 400, problem.InvalidField, "args", "want a string for every argument"},
+		{"args of the wrong type", request{"POST", "/jobs", `{"function":"echo","args":[]}`, nil}, 400, problem.InvalidField, "args", "got a JSON array, want an object"},
+		{"arg of the wrong type", request{"POST", "/jobs", `{"function":"sleep","args":{"seconds":true}}`, nil}, 400, problem.InvalidArgs, "args.seconds", "args/seconds: got boolean, want number or string"},
+		{"args too large", request{"POST", "/jobs", `{"function":"echo","args":{"a":"` + strings.Repeat("x", job.MaxArgsBytes) + `"}}`, nil}, 400, problem.InvalidField, "args", "at most 65536 allowed"},
+		{"declared schema", request{"POST", "/jobs", `{"function":"resize","args":{"url":"u","width":0}}`, nil}, 400, problem.InvalidArgs, "args.width", "args/width: minimum: got 0, want 1"},
+		{"declared schema, nested", request{"POST", "/jobs", `{"function":"resize","args":{"url":"u","crop":{"x":-1}}}`, nil}, 400, problem.InvalidArgs, "args.crop.x", "args/crop/x: minimum: got -1, want 0"},
+		{"declared schema, missing", request{"POST", "/jobs", `{"function":"resize"}`, nil}, 400, problem.InvalidArgs, "args", "args: missing property 'url'"},
 		{"bad function name", request{"POST", "/jobs", `{"function":"Sleep Now"}`, nil}, 400, problem.InvalidField, "function", "not a function name"},
-		{"unknown function", request{"POST", "/jobs", `{"function":"nope"}`, nil}, 400, problem.UnknownFunction, "function", "echo, fail, flaky, sample, sleep"},
-		{"invalid args", request{"POST", "/jobs", `{"function":"sleep","args":{"seconds":"soon"}}`, nil}, 400, problem.InvalidArgs, "args.seconds", "want a number"},
-		{"unknown arg", request{"POST", "/jobs", `{"function":"sleep","args":{"secs":"1"}}`, nil}, 400, problem.InvalidArgs, "args", "secs"},
+		{"unknown function", request{"POST", "/jobs", `{"function":"nope"}`, nil}, 400, problem.UnknownFunction, "function", "echo, fail, flaky, resize, sample, sleep"},
+		{"invalid args", request{"POST", "/jobs", `{"function":"sleep","args":{"seconds":"soon"}}`, nil}, 400, problem.InvalidArgs, "args.seconds", "args/seconds: 'soon' does not match pattern"},
+		{"unknown arg", request{"POST", "/jobs", `{"function":"sleep","args":{"secs":"1"}}`, nil}, 400, problem.InvalidArgs, "args", "additional properties 'secs' not allowed"},
 		{"schedule set by a client", request{"POST", "/jobs", `{"function":"echo","schedule":"x"}`, nil}, 400, problem.InvalidField, "schedule", "POST /jobs/schedule"},
-		{"huge body", request{"POST", "/jobs", huge, nil}, 413, problem.BodyTooLarge, "", "65536 bytes"},
+		{"huge body", request{"POST", "/jobs", huge, nil}, 413, problem.BodyTooLarge, "", "131072 bytes"},
 		{"wrong content type", request{"POST", "/jobs", `{"function":"echo"}`, map[string]string{"Content-Type": "text/plain"}}, 415, problem.UnsupportedMediaType, "", "Content-Type: application/json"},
 		{"form content type", request{"POST", "/jobs", `{"function":"echo"}`, map[string]string{"Content-Type": "application/x-www-form-urlencoded"}}, 415, problem.UnsupportedMediaType, "", "application/json"},
 		{"timeout above the deadline", request{"POST", "/jobs", `{"function":"echo","timeout":"11m"}`, nil}, 400, problem.InvalidField, "timeout", "job deadline of 10m0s"},
@@ -183,7 +206,8 @@ func TestBadInput(t *testing.T) {
 		{"cron unknown descriptor", request{"POST", "/jobs/schedule", `{"cron":"@fortnightly","function":"echo"}`, nil}, 400, problem.InvalidCron, "cron", "unrecognized descriptor: @fortnightly"},
 		{"unknown timezone", request{"POST", "/jobs/schedule", `{"cron":"0 9 * * *","timezone":"Mars/Olympus","function":"echo"}`, nil}, 400, problem.InvalidTimezone, "timezone", "provided bad location Mars/Olympus"},
 		{"schedule of an unknown function", request{"POST", "/jobs/schedule", `{"cron":"* * * * *","function":"nope"}`, nil}, 400, problem.UnknownFunction, "function", "does not exist"},
-		{"schedule with bad args", request{"POST", "/jobs/schedule", `{"cron":"* * * * *","function":"sleep","args":{"seconds":"-1"}}`, nil}, 400, problem.InvalidArgs, "args.seconds", "0 to 3600"},
+		{"schedule with bad args", request{"POST", "/jobs/schedule", `{"cron":"* * * * *","function":"sleep","args":{"seconds":-1}}`, nil}, 400, problem.InvalidArgs, "args.seconds", "args/seconds: minimum: got -1, want 0"},
+		{"schedule with bad declared args", request{"POST", "/jobs/schedule", `{"cron":"* * * * *","function":"resize","args":{"url":1}}`, nil}, 400, problem.InvalidArgs, "args.url", "args/url: got number, want string"},
 		{"schedule unknown field", request{"POST", "/jobs/schedule", `{"cron":"* * * * *","function":"echo","every":"1m"}`, nil}, 400, problem.InvalidField, "every", "unknown field"},
 		{"unknown schedule", request{"GET", "/jobs/schedule/nope", "", nil}, 404, problem.NotFound, "", "no schedule"},
 		{"delete unknown schedule", request{"DELETE", "/jobs/schedule/nope", "", nil}, 404, problem.NotFound, "", "no schedule"},
@@ -209,7 +233,7 @@ func TestBadInput(t *testing.T) {
 		{"binding filter and filters", request{"POST", "/jobs/bindings", `{"name":"a","filter":{"type":"t"},"filters":[{"exact":{"type":"t"}}],"function":"echo"}`, nil}, 400, problem.InvalidFilter, "filters", "not both"},
 		{"binding bad cesql", request{"POST", "/jobs/bindings", `{"name":"a","filters":[{"cesql":"type ="}],"function":"echo"}`, nil}, 400, problem.InvalidFilter, "filters[0].cesql", "invalid value"},
 		{"binding unknown function", request{"POST", "/jobs/bindings", `{"name":"a","filter":{"type":"t"},"function":"nope"}`, nil}, 400, problem.UnknownFunction, "function", "does not exist"},
-		{"binding bad args", request{"POST", "/jobs/bindings", `{"name":"a","filter":{"type":"t"},"function":"sleep","args":{"seconds":"soon"}}`, nil}, 400, problem.InvalidArgs, "args.seconds", "want a number"},
+		{"binding bad args", request{"POST", "/jobs/bindings", `{"name":"a","filter":{"type":"t"},"function":"sleep","args":{"seconds":-1}}`, nil}, 400, problem.InvalidArgs, "args.seconds", "args/seconds: minimum: got -1, want 0"},
 		{"binding args not an object", request{"POST", "/jobs/bindings", `{"name":"a","filter":{"type":"t"},"function":"echo","args":"x"}`, nil}, 400, problem.InvalidField, "args", "want a JSON object"},
 		{"unknown binding", request{"GET", "/jobs/bindings/nope", "", nil}, 404, problem.NotFound, "", `no binding "nope"`},
 		{"delete unknown binding", request{"DELETE", "/jobs/bindings/nope", "", nil}, 404, problem.NotFound, "", `no binding "nope"`},
@@ -237,6 +261,29 @@ func TestBadInput(t *testing.T) {
 			assertNothingWritten(t, e)
 		})
 	}
+}
+
+// TestArgsSchemaErrors checks the errors member of a request whose args
+// fail their declared schema in several places: one entry per place, with
+// the schema's message and the JSON Pointer of the value in the body.
+func TestArgsSchemaErrors(t *testing.T) {
+	e := setup(t, false)
+	resp, body := e.do(t, request{"POST", "/jobs", `{"function":"resize","args":{"url":"u","width":5000,"crop":{"x":"left"},"a/b":1}}`, nil})
+	checkProblem(t, resp, body, problem.InvalidArgs)
+	var p problem.Details
+	if err := json.Unmarshal(body, &p); err != nil {
+		t.Fatal(err)
+	}
+	want := []problem.Error{
+		{Detail: "additional properties 'a/b' not allowed", Pointer: "#/args"},
+		{Detail: "got string, want integer", Pointer: "#/args/crop/x"},
+		{Detail: "maximum: got 5,000, want 4,096", Pointer: "#/args/width"},
+	}
+	got := slices.SortedFunc(slices.Values(p.Errors), func(a, b problem.Error) int { return strings.Compare(a.Pointer, b.Pointer) })
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("errors (-want +got):\n%s", diff)
+	}
+	assertNothingWritten(t, e)
 }
 
 // checkProblem checks that an answer is the problem document of kind.

@@ -21,7 +21,7 @@ func (s *Server) createBinding(w http.ResponseWriter, r *http.Request) {
 		writeBindingError(w, r, err)
 		return
 	}
-	if !checkBindingFunction(w, r, b) {
+	if !s.checkBindingFunction(w, r, b) {
 		return
 	}
 	created, err := s.cfg.Bindings.Create(r.Context(), b)
@@ -48,20 +48,18 @@ func writeBindingError(w http.ResponseWriter, r *http.Request, err error) {
 	writeDecodeError(w, r, err)
 }
 
-// checkBindingFunction answers a binding whose function does not exist, or
-// refuses the binding's args, as POST /jobs would answer a job of it; it
-// returns false when it has answered. Today's functions take string
-// arguments only, so the binding's args are read as such here; this is
-// the one place that changes when the API checks declared functions.
-func checkBindingFunction(w http.ResponseWriter, r *http.Request, b binding.Binding) bool {
+// checkBindingFunction answers a binding whose function is not declared,
+// or whose args its function's schema refuses, as POST /jobs would answer a
+// job of it; it returns false when it has answered.
+func (s *Server) checkBindingFunction(w http.ResponseWriter, r *http.Request, b binding.Binding) bool {
 	var args job.Args
 	if len(b.Args) > 0 {
 		if err := job.DecodeJSON(b.Args, &args); err != nil {
-			problem.WriteField(w, r, problem.InvalidField, "args", "args: want an object of string values")
+			problem.WriteField(w, r, problem.InvalidField, "args", "args: want a JSON object")
 			return false
 		}
 	}
-	return checkFunction(w, r, b.Function, args)
+	return s.checkFunction(w, r, b.Function, args)
 }
 
 // bindingList is the body of GET /jobs/bindings.

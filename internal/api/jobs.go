@@ -6,17 +6,18 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
 
 	"github.com/kjobs/kjobs/internal/binding"
+	"github.com/kjobs/kjobs/internal/catalog"
 	"github.com/kjobs/kjobs/internal/event"
 	"github.com/kjobs/kjobs/internal/job"
 	"github.com/kjobs/kjobs/internal/problem"
 	"github.com/kjobs/kjobs/internal/store"
-	"github.com/kjobs/kjobs/processor/function"
 )
 
 // maxIdempotencyKey bounds the Idempotency-Key header.
@@ -41,7 +42,7 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("timeout: %v is longer than this install's job deadline of %v", req.Timeout, s.cfg.JobDeadline))
 		return
 	}
-	if !checkFunction(w, r, req.Function, req.Args) {
+	if !s.checkFunction(w, r, req.Function, req.Args) {
 		return
 	}
 	key := r.Header.Get("Idempotency-Key")
@@ -59,7 +60,7 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request) {
 	if !created {
 		// As the IETF Idempotency-Key draft asks: a key names one request,
 		// and reusing it for another is the client's error.
-		if j.Function != req.Function || !maps.Equal(j.Args, argsOf(req)) || j.Timeout != req.Timeout || !maps.Equal(j.Labels, req.Labels) {
+		if j.Function != req.Function || !reflect.DeepEqual(j.Args, argsOf(req)) || j.Timeout != req.Timeout || !maps.Equal(j.Labels, req.Labels) {
 			problem.Write(w, r, problem.IdempotencyKeyReused, fmt.Sprintf("Idempotency-Key was first used for job %s, with another function, args, timeout or labels; use a new key for a new request", j.ID))
 			return
 		}
@@ -112,25 +113,39 @@ func argsOf(req job.Request) job.Args {
 	return req.Args
 }
 
-// checkFunction answers a request for a function that does not exist, or
-// with arguments it refuses. It returns false when it has answered.
-func checkFunction(w http.ResponseWriter, r *http.Request, name string, args job.Args) bool {
-	fn, ok := function.Lookup(name)
-	if !ok {
-		problem.WriteField(w, r, problem.UnknownFunction, "function",
-			fmt.Sprintf("function %q does not exist; the functions are %s", name, strings.Join(function.Names(), ", ")))
-		return false
-	}
-	if err := fn.Check(args); err != nil {
-		field := "args"
-		var fe *job.FieldError
-		if errors.As(err, &fe) {
-			field = fe.Field
+// checkFunction answers a request for a function that is not declared or
+// cannot run here, or with arguments its schema refuses. It returns false
+// when it has answered.
+func (s *Server) checkFunction(w http.ResponseWriter, r *http.Request, name string, args job.Args) bool {
+	err := s.cfg.Functions.Check(name, args)
+	var (
+		unknown    *catalog.UnknownError
+		unrunnable *catalog.UnrunnableError
+		invalid    *catalog.ArgsError
+	)
+	switch {
+	case err == nil:
+		return true
+	case errors.As(err, &unknown):
+		problem.WriteField(w, r, problem.UnknownFunction, "function", err.Error())
+	case errors.As(err, &unrunnable):
+		problem.WriteField(w, r, problem.FunctionUnavailable, "function", err.Error())
+	case errors.As(err, &invalid):
+		d := problem.New(problem.InvalidArgs, err.Error())
+		// field names the first failing value as the API always has
+		// (args.width); the errors member has each, by JSON Pointer.
+		d.Field = "args"
+		if len(invalid.Errors) > 0 {
+			d.Field = strings.ReplaceAll(strings.TrimPrefix(invalid.Errors[0].Pointer, "/"), "/", ".")
 		}
-		problem.WriteField(w, r, problem.InvalidArgs, field, err.Error())
-		return false
+		for _, fe := range invalid.Errors {
+			d.Errors = append(d.Errors, problem.Error{Detail: fe.Detail, Pointer: "#" + fe.Pointer})
+		}
+		problem.WriteDetails(w, r, d)
+	default:
+		s.internalError(w, r, "checking args against their schema", err)
 	}
-	return true
+	return false
 }
 
 // jobID returns the job ID of the request's path. One that cannot name a

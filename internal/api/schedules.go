@@ -57,7 +57,7 @@ func (s *Server) createSchedule(w http.ResponseWriter, r *http.Request) {
 		writeDecodeError(w, r, err)
 		return
 	}
-	if !checkFunction(w, r, req.Function, req.Args) {
+	if !s.checkFunction(w, r, req.Function, req.Args) {
 		return
 	}
 	if len(req.Name) > maxScheduleName || !utf8.ValidString(req.Name) {

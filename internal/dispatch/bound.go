@@ -40,7 +40,7 @@ func (d *Dispatcher) ReceiveBound(ctx context.Context, name string, e cloudevent
 	}
 	req, ce, err := boundRequest(b, e)
 	if err == nil {
-		err = check(req)
+		err = d.check(req)
 	}
 	if err != nil {
 		log.Warn("refusing an event that can never become a job", "error", err)

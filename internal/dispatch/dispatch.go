@@ -23,12 +23,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kjobs/kjobs/internal/binding"
+	"github.com/kjobs/kjobs/internal/catalog"
 	"github.com/kjobs/kjobs/internal/event"
 	"github.com/kjobs/kjobs/internal/job"
 	"github.com/kjobs/kjobs/internal/runner"
 	"github.com/kjobs/kjobs/internal/store"
 	"github.com/kjobs/kjobs/processor/function"
-	"github.com/kjobs/kjobs/processor/run"
 )
 
 // Extensions the Broker sets on an event it sends to a dead-letter sink.
@@ -53,6 +53,8 @@ type Dispatcher struct {
 	maxAttempts int
 	// bindings are read by the binding routes; see SetBindings.
 	bindings binding.Getter
+	// functions are the declared functions; see SetFunctions.
+	functions *catalog.Catalog
 }
 
 // DefaultMaxAttempts is the attempts a job gets under the Triggers'
@@ -71,6 +73,7 @@ var _ runner.Recorder = (*Dispatcher)(nil)
 func New(s *store.Store, r runner.Runner, log *slog.Logger) *Dispatcher {
 	return &Dispatcher{
 		store: s, runner: r, log: log, now: time.Now, transient: transientBudget, maxAttempts: DefaultMaxAttempts,
+		functions: catalog.New(false),
 		droppedDeadLetters: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "kjobs_dispatcher_dead_letters_dropped_total",
 			Help: "Dead letters the dispatcher could not record, after retrying; the Broker may retry or drop them.",
@@ -85,6 +88,11 @@ func New(s *store.Store, r runner.Runner, log *slog.Logger) *Dispatcher {
 // dispatcher then ends the job failed rather than start one attempt too
 // many.
 func (d *Dispatcher) SetMaxAttempts(n int) { d.maxAttempts = n }
+
+// SetFunctions sets the declared functions, which the dispatcher refuses
+// an event for a function outside of, as the API does a request. Defaults
+// to the built-in functions alone.
+func (d *Dispatcher) SetFunctions(c *catalog.Catalog) { d.functions = c }
 
 // Reconcile records every attempt the runner observes until ctx is done;
 // see runner.Runner.Reconcile.
@@ -131,7 +139,7 @@ func (d *Dispatcher) Record(ctx context.Context, id string, a job.Attempt) error
 func (d *Dispatcher) Receive(ctx context.Context, e cloudevents.Event) protocol.Result {
 	id := e.ID()
 	log := d.log.With("job", id, "type", e.Type())
-	req, err := request(e)
+	req, err := d.request(e)
 	if err != nil {
 		log.Warn("refusing an event that can never become a job", "error", err)
 		return cloudevents.NewHTTPResult(http.StatusBadRequest, "%s", err)
@@ -349,10 +357,10 @@ func (d *Dispatcher) finish(ctx context.Context, log *slog.Logger, id string, a 
 		return cloudevents.ResultACK
 	}
 	log.Info("attempt failed", "attempt", a.Attempt, "exitCode", a.ExitCode, "reason", a.Reason, "message", a.Message)
-	// The processor exits run.ExitInvalid for a request that can never
+	// A function exits function.ExitInvalid for a request that can never
 	// succeed, such as a function its image lacks: 400 makes the Broker
 	// dead-letter it at once instead of retrying.
-	if a.ExitCode != nil && *a.ExitCode == run.ExitInvalid {
+	if a.ExitCode != nil && *a.ExitCode == function.ExitInvalid {
 		return cloudevents.NewHTTPResult(http.StatusBadRequest, "attempt %d can never succeed: %s", a.Attempt, a.Message)
 	}
 	return cloudevents.NewHTTPResult(http.StatusInternalServerError, "attempt %d failed: %s", a.Attempt, failure(a))
@@ -375,22 +383,19 @@ func (d *Dispatcher) unavailable(log *slog.Logger, err error) protocol.Result {
 	return cloudevents.NewHTTPResult(http.StatusServiceUnavailable, "%v", err)
 }
 
-// request reads and checks the job an event asks for.
-func request(e cloudevents.Event) (job.Request, error) {
+// request reads the job an event asks for, and checks it against the
+// function's declaration.
+func (d *Dispatcher) request(e cloudevents.Event) (job.Request, error) {
 	req, err := parse(e)
 	if err != nil {
 		return job.Request{}, err
 	}
-	return req, check(req)
+	return req, d.check(req)
 }
 
-// check checks that req's function exists and takes its arguments.
-func check(req job.Request) error {
-	fn, ok := function.Lookup(req.Function)
-	if !ok {
-		return fmt.Errorf("unknown function %q", req.Function)
-	}
-	if err := fn.Check(req.Args); err != nil {
+// check checks req against its function's declaration.
+func (d *Dispatcher) check(req job.Request) error {
+	if err := d.functions.Check(req.Function, req.Args); err != nil {
 		return fmt.Errorf("function %s: %w", req.Function, err)
 	}
 	return nil

@@ -1,10 +1,56 @@
 package job
 
-import "time"
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"time"
+)
 
-// Args are a job's arguments: string keys and string values, passed to the
-// function as they are, the way environment variables are.
-type Args map[string]string
+// Args are a job's arguments: one JSON object, whose values may be of any
+// JSON type, passed to the function as JSON. The function's declared JSON
+// Schema says which it accepts.
+type Args map[string]any
+
+// UnmarshalJSON reads a JSON object, keeping numbers as json.Number so that
+// an integer too large for a float64 reaches the function and the store
+// unchanged, and an args value reads the same however often it is
+// re-encoded.
+func (a *Args) UnmarshalJSON(data []byte) error {
+	if bytes.Equal(bytes.TrimSpace(data), []byte("null")) {
+		*a = nil
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return err
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return &FieldError{Field: "args", Detail: fmt.Sprintf("got a JSON %s, want an object", jsonKind(v))}
+	}
+	*a = m
+	return nil
+}
+
+// jsonKind names the JSON type of a value decoded with UseNumber.
+func jsonKind(v any) string {
+	switch v.(type) {
+	case string:
+		return "string"
+	case json.Number:
+		return "number"
+	case bool:
+		return "boolean"
+	case []any:
+		return "array"
+	case map[string]any:
+		return "object"
+	}
+	return "null"
+}
 
 // Job is the record kept for one job, as the API shows it.
 type Job struct {

@@ -75,19 +75,17 @@ const DefaultFunction = "sample"
 
 // Limits on a request, so that a job record and its environment stay small.
 const (
-	MaxArgs         = 64
-	MaxArgKeyLen    = 128
-	MaxArgValueLen  = 4096
+	// MaxArgsBytes bounds a job's args, encoded as JSON: they are one
+	// environment variable of the attempt's container (KJOBS_ARGS) and one
+	// field of its Job, which the API server keeps in etcd.
+	MaxArgsBytes    = 64 << 10
 	maxFunctionName = 63
 	// MaxLabels bounds a job's labels: each is one more index entry
 	// written when the job is created.
 	MaxLabels = 16
 )
 
-var (
-	functionName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
-	argKey       = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]*$`)
-)
+var functionName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
 
 // FieldError is a request that is malformed in one named field.
 type FieldError struct {
@@ -121,15 +119,15 @@ func (r Request) Validate() error {
 	if len(r.Function) > maxFunctionName || !functionName.MatchString(r.Function) {
 		return &FieldError{Field: "function", Detail: fmt.Sprintf("%q is not a function name: use lower-case letters, digits and '-', at most %d characters", r.Function, maxFunctionName)}
 	}
-	if len(r.Args) > MaxArgs {
-		return &FieldError{Field: "args", Detail: fmt.Sprintf("%d arguments, at most %d allowed", len(r.Args), MaxArgs)}
-	}
-	for k, v := range r.Args {
-		if len(k) > MaxArgKeyLen || !argKey.MatchString(k) {
-			return &FieldError{Field: "args", Detail: fmt.Sprintf("%q is not an argument name: start with a letter or '_', then letters, digits, '_', '.' or '-', at most %d characters", k, MaxArgKeyLen)}
+	if len(r.Args) > 0 {
+		// Args decoded from JSON always encode; a value that does not was
+		// built in Go, and is as unusable as one too large.
+		b, err := json.Marshal(r.Args)
+		if err != nil {
+			return &FieldError{Field: "args", Detail: fmt.Sprintf("not encodable as JSON: %v", err)}
 		}
-		if len(v) > MaxArgValueLen {
-			return &FieldError{Field: "args." + k, Detail: fmt.Sprintf("value is %d bytes, at most %d allowed", len(v), MaxArgValueLen)}
+		if len(b) > MaxArgsBytes {
+			return &FieldError{Field: "args", Detail: fmt.Sprintf("%d bytes of JSON, at most %d allowed; pass a reference to large data, such as an object store URL, instead of the data", len(b), MaxArgsBytes)}
 		}
 	}
 	if r.Timeout < 0 {
@@ -200,14 +198,7 @@ func describeJSONError(err error) error {
 			return &FieldError{Field: "body", Detail: fmt.Sprintf("got a JSON %s, want an object", typeErr.Value)}
 		}
 		want := typeErr.Type.String()
-		switch {
-		case want == "job.Args":
-			want = "an object of string values"
-		case want == "string" && field == "args":
-			// encoding/json names the map, not the key, for a value of
-			// the wrong type.
-			want = "a string for every argument"
-		case want == "string":
+		if want == "string" {
 			want = "a string"
 		}
 		return &FieldError{Field: field, Detail: fmt.Sprintf("got a JSON %s, want %s", typeErr.Value, want)}

@@ -1,6 +1,7 @@
 package job
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -24,11 +25,14 @@ func TestDecodeRequest(t *testing.T) {
 		{"trailing", `{} x`, Request{}, "body"},
 		{"unknown field", `{"fn":"x"}`, Request{}, "fn"},
 		{"number function", `{"function":1}`, Request{}, "function"},
-		{"number arg", `{"args":{"n":1}}`, Request{}, "args"},
+		{"any JSON values", `{"function":"resize","args":{"n":12345678901234567890,"ok":true,"size":{"w":1.5},"tags":["a"],"none":null}}`,
+			Request{Function: "resize", Args: Args{"n": json.Number("12345678901234567890"), "ok": true, "size": map[string]any{"w": json.Number("1.5")}, "tags": []any{"a"}, "none": nil}}, ""},
 		{"array args", `{"args":["a"]}`, Request{}, "args"},
+		{"string args", `{"args":"a=b"}`, Request{}, "args"},
 		{"upper-case function", `{"function":"Echo"}`, Request{}, "function"},
-		{"bad arg name", `{"args":{"1x":"v"}}`, Request{}, "args"},
-		{"long arg value", `{"args":{"v":"` + strings.Repeat("x", MaxArgValueLen+1) + `"}}`, Request{}, "args.v"},
+		{"args at the limit", `{"function":"echo","args":{"v":"` + strings.Repeat("x", MaxArgsBytes-len(`{"v":""}`)) + `"}}`,
+			Request{Function: "echo", Args: Args{"v": strings.Repeat("x", MaxArgsBytes-len(`{"v":""}`))}}, ""},
+		{"args too large", `{"args":{"v":"` + strings.Repeat("x", MaxArgsBytes) + `"}}`, Request{}, "args"},
 		{"timeout and labels", `{"function":"sleep","timeout":"1m30s","labels":{"team":"data","example.com/tier":"batch"}}`,
 			Request{Function: "sleep", Timeout: Duration(90 * time.Second), Labels: map[string]string{"team": "data", "example.com/tier": "batch"}}, ""},
 		{"timeout not a duration", `{"timeout":"soon"}`, Request{}, "timeout"},

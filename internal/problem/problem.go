@@ -28,6 +28,7 @@ var (
 	InvalidField         = Kind{"invalid-field", "A field of the request is invalid", http.StatusBadRequest}
 	UnknownFunction      = Kind{"unknown-function", "No such function", http.StatusBadRequest}
 	InvalidArgs          = Kind{"invalid-args", "The function's arguments are invalid", http.StatusBadRequest}
+	FunctionUnavailable  = Kind{"function-unavailable", "The function cannot run in this install", http.StatusBadRequest}
 	InvalidCron          = Kind{"invalid-cron", "The cron schedule is invalid", http.StatusBadRequest}
 	InvalidTimezone      = Kind{"invalid-timezone", "The timezone is unknown", http.StatusBadRequest}
 	InvalidFilter        = Kind{"invalid-filter", "The event filter is invalid", http.StatusBadRequest}
@@ -55,6 +56,18 @@ type Details struct {
 	Instance string `json:"instance,omitempty"`
 	// Field names the request field at fault, where there is one.
 	Field string `json:"field,omitempty"`
+	// Errors lists each fault of a request that has several, such as args
+	// that fail their schema in more than one place.
+	Errors []Error `json:"errors,omitempty"`
+}
+
+// Error is one fault of a request, in the shape of RFC 9457's example
+// "errors" member.
+type Error struct {
+	Detail string `json:"detail"`
+	// Pointer is a JSON Pointer, as a URI fragment, to the faulty value in
+	// the request body, such as "#/args/width".
+	Pointer string `json:"pointer"`
 }
 
 // Type is the kind's type URI.

@@ -129,18 +129,24 @@ func (c *Config) validate() error {
 	return nil
 }
 
+// functions reads the functions file's entries: the data the functions
+// ConfigMap would hold. Without a file there are none.
+func (c *Config) functions() (map[string]string, error) {
+	if c.FunctionsFile == "" {
+		return nil, nil
+	}
+	data, err := kube.ReadFunctionsFile(c.FunctionsFile)
+	if err != nil {
+		return nil, fmt.Errorf("KJOBS_FUNCTIONS_FILE: %w", err)
+	}
+	return data, nil
+}
+
 // caps reads the concurrency caps: KJOBS_MAX_RUNNING and the maxRunning of
-// the functions file's entries. Unlike the dispatcher, which skips a
+// the functions file's entries, data. Unlike the dispatcher, which skips a
 // malformed ConfigMap entry so that one bad key stops nothing, the stack
 // refuses to start: the file is the user's, at hand to fix.
-func (c *Config) caps() (store.Caps, error) {
-	var data map[string]string
-	if c.FunctionsFile != "" {
-		var err error
-		if data, err = kube.ReadFunctionsFile(c.FunctionsFile); err != nil {
-			return store.Caps{}, fmt.Errorf("KJOBS_FUNCTIONS_FILE: %w", err)
-		}
-	}
+func (c *Config) caps(data map[string]string) (store.Caps, error) {
 	caps, err := dispatch.CapsFor(c.MaxRunning, data)
 	if err != nil {
 		return store.Caps{}, fmt.Errorf("KJOBS_FUNCTIONS_FILE %s: %w", c.FunctionsFile, err)

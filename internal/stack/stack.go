@@ -26,6 +26,7 @@ import (
 
 	"github.com/kjobs/kjobs/internal/api"
 	localbinding "github.com/kjobs/kjobs/internal/binding/local"
+	"github.com/kjobs/kjobs/internal/catalog"
 	"github.com/kjobs/kjobs/internal/cluster"
 	"github.com/kjobs/kjobs/internal/delivery"
 	"github.com/kjobs/kjobs/internal/dispatch"
@@ -71,12 +72,40 @@ func Run(ctx context.Context, cfg Config, ls Listeners, log *slog.Logger) error 
 	if err != nil {
 		return fmt.Errorf("stack: %w", err)
 	}
-	run, schedules, closeRunner, err := backends(ctx, cfg, log)
+	data, err := cfg.functions()
+	if err != nil {
+		dispatchListener.Close()
+		return fmt.Errorf("stack: %w", err)
+	}
+	// The local runner has no container runtime: a function with an image
+	// runs only through its local binary.
+	functions := catalog.New(cfg.Runner == RunnerLocal)
+	if cfg.Runner == RunnerLocal {
+		if err := functions.Set(data); err != nil {
+			dispatchListener.Close()
+			return fmt.Errorf("stack: KJOBS_FUNCTIONS_FILE %s: %w", cfg.FunctionsFile, err)
+		}
+	}
+	run, schedules, closeRunner, err := backends(ctx, cfg, functions, log)
 	if err != nil {
 		dispatchListener.Close()
 		return err
 	}
 	defer closeRunner()
+	if kr, ok := run.(*kube.Runner); ok {
+		// Jobs run what the cluster's functions ConfigMap declares, so the
+		// catalog follows it, as the API's and the dispatcher's do.
+		if err := functions.Set(kr.Functions()); err != nil {
+			log.Error("the functions ConfigMap has malformed entries; their functions are refused", "error", err)
+		}
+		g.Go(func() error {
+			return kr.WatchFunctions(ctx, func(data map[string]string) {
+				if err := functions.Set(data); err != nil {
+					log.Error("the functions ConfigMap has malformed entries; their functions are refused", "error", err)
+				}
+			})
+		})
+	}
 
 	// Bindings are the in-process Broker's Triggers, under either runner:
 	// events reach this stack through that Broker, which matches them with
@@ -97,7 +126,8 @@ func Run(ctx context.Context, cfg Config, ls Listeners, log *slog.Logger) error 
 
 	d := dispatch.New(st, run, log.With("component", "dispatcher"))
 	d.SetBindings(bindings)
-	caps, err := cfg.caps()
+	d.SetFunctions(functions)
+	caps, err := cfg.caps(data)
 	if err != nil {
 		dispatchListener.Close()
 		return fmt.Errorf("stack: %w", err)
@@ -141,7 +171,8 @@ func Run(ctx context.Context, cfg Config, ls Listeners, log *slog.Logger) error 
 		broker: broker, bindings: bindings, dispatcher: dispatchURL, log: log.With("component", "broker"),
 	}, httpserver.Timeouts{}, log)
 	apiServer := httpserver.New(api.New(api.Config{
-		Store: st, Sender: broker, Schedules: schedules, Bindings: bindings, JobDeadline: cfg.JobDeadline, Auth: auth,
+		Store: st, Sender: broker, Schedules: schedules, Bindings: bindings, Functions: functions,
+		JobDeadline: cfg.JobDeadline, Auth: auth,
 		Log: log.With("component", "api"),
 	}), httpserver.Timeouts{}, log)
 
@@ -164,9 +195,9 @@ func Run(ctx context.Context, cfg Config, ls Listeners, log *slog.Logger) error 
 
 // backends returns the runner and, in a cluster, the schedule store; a nil
 // store means the local scheduler, which needs the broker to send to.
-func backends(ctx context.Context, cfg Config, log *slog.Logger) (runner.Runner, schedule.Store, func(), error) {
+func backends(ctx context.Context, cfg Config, functions *catalog.Catalog, log *slog.Logger) (runner.Runner, schedule.Store, func(), error) {
 	if cfg.Runner == RunnerLocal {
-		r := local.New(local.Config{Processor: cfg.Processor, Deadline: cfg.JobDeadline})
+		r := local.New(local.Config{Processor: cfg.Processor, Functions: functions, Deadline: cfg.JobDeadline})
 		return r, nil, r.Close, nil
 	}
 	rest, namespace, err := cluster.Config(cfg.Namespace)

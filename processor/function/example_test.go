@@ -3,37 +3,44 @@ package function_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
+	"io"
+	"os"
+	"path/filepath"
 
-	"github.com/kjobs/kjobs/internal/job"
 	"github.com/kjobs/kjobs/processor/function"
 )
 
-// ExampleLookup checks a request's arguments the way the API does before it
-// accepts a job, then runs the function the way the processor does.
-func ExampleLookup() {
-	if _, ok := function.Lookup("resize"); !ok {
-		fmt.Println("resize: unknown function; known:", function.Names())
+// ExampleRun runs the function a job names, as Main does in a container,
+// with the environment a kjobs runner sets.
+func ExampleRun() {
+	greet := function.Func{
+		Name: "greet",
+		Check: func(args function.Args) error {
+			if _, ok := args["name"].(string); !ok {
+				return fmt.Errorf("args.name: want a string")
+			}
+			return nil
+		},
+		Run: func(_ context.Context, env function.Env) (string, error) {
+			return fmt.Sprintf("hello, %s (attempt %d)", env.Args["name"], env.Attempt), nil
+		},
 	}
-
-	sleep, _ := function.Lookup("sleep")
-	fmt.Println(sleep.Check(job.Args{"seconds": "-1"}))
-
-	echo, _ := function.Lookup("echo")
-	args := job.Args{"size": "10", "color": "blue"}
-	if err := echo.Check(args); err != nil {
-		fmt.Println(err)
-		return
+	dir, _ := os.MkdirTemp("", "example")
+	defer os.RemoveAll(dir)
+	termLog := filepath.Join(dir, "termination-log")
+	for _, args := range []string{`{"name":"kjobs"}`, `{"name":1}`} {
+		env := map[string]string{
+			function.EnvFunction:       "greet",
+			function.EnvArgs:           args,
+			function.EnvJobID:          "0190c5a4-7b3e-7000-8000-000000000000",
+			function.EnvAttempt:        "1",
+			function.EnvTerminationLog: termLog,
+		}
+		code := function.Run(context.Background(), func(k string) string { return env[k] }, io.Discard, greet)
+		msg, _ := os.ReadFile(termLog)
+		fmt.Println(code, string(msg))
 	}
-	out, err := echo.Run(context.Background(), function.Env{
-		JobID:   "0190c5a4-7b3e-7000-8000-000000000000",
-		Attempt: 1,
-		Args:    args,
-		Log:     slog.New(slog.DiscardHandler),
-	})
-	fmt.Println(out, err)
 	// Output:
-	// resize: unknown function; known: [echo fail flaky sample sleep]
-	// args.seconds: got "-1", want a number from 0 to 3600
-	// {"color":"blue","size":"10"} <nil>
+	// 0 hello, kjobs (attempt 1)
+	// 2 invalid arguments for greet: args.name: want a string
 }

@@ -1,37 +1,71 @@
-// Package function is the processor's function registry: the named Go
-// functions a job can run. Each function lives in one small file that
-// registers it from init, so adding a function never touches the others.
+// Package function is the public run package of kjobs functions: the main of
+// a function's container image calls Main, which reads one attempt from the
+// environment every kjobs runner sets, runs the function and reports the
+// outcome the way Kubernetes expects of a Job's container, through the exit
+// code and the termination message.
 //
-// The API calls Lookup and Check before it accepts a job, so that a request
-// for an unknown function or with wrong arguments is answered 400 at once
-// instead of failing in a Job later.
+// A function of one's own lives in a module of its own:
+//
+//	func main() { function.Main(function.Func{Name: "resize", Check: checkResize, Run: resize}) }
+//
+// built into an image (ko build), and declared in the kjobs-functions
+// ConfigMap with that image and the JSON Schema of its arguments. The
+// built-in functions of the kjobs processor image are built on this package
+// too (package github.com/kjobs/kjobs/processor/builtin).
 package function
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"slices"
-	"sync"
 
-	"github.com/kjobs/kjobs/internal/job"
+	"github.com/cloudevents/sdk-go/v2/event"
 )
+
+// Exit codes of a function's container.
+const (
+	// ExitSucceeded is a function that returned a result.
+	ExitSucceeded = 0
+	// ExitFailed is a function that returned an error or panicked; a retry
+	// may succeed.
+	ExitFailed = 1
+	// ExitInvalid is a request that can never succeed: an unknown function,
+	// arguments its Check rejects, or a malformed environment. kjobs does
+	// not retry it. It is also the Go runtime's exit code for an
+	// unrecovered panic, which is why Main recovers panics into ExitFailed.
+	ExitInvalid = 2
+)
+
+// MaxMessage is the most bytes of termination message that Kubernetes
+// keeps; a longer message is truncated to it.
+const MaxMessage = 4096
 
 // Func is one named function that a job can run.
 type Func struct {
-	// Name is what a job request names in its function field.
+	// Name is what a job request names in its function field, and what
+	// the function is declared as in kjobs-functions.
 	Name string
 	// Doc says in one sentence what the function does and which arguments
 	// it takes.
 	Doc string
-	// Check validates arguments without running anything. Its error is one
-	// line that says what to fix, fit for an HTTP 400 detail.
-	Check func(job.Args) error
+	// Schema is the JSON Schema of the function's arguments, as JSON. kjobs
+	// validates every request against the declared schema before it
+	// accepts a job; for the built-in functions the declaration is
+	// generated from this field. Optional for a function of one's own,
+	// whose schema is declared in kjobs-functions.
+	Schema string
+	// Check validates arguments without running anything, beyond what a
+	// schema can say. Its error is one line that says what to fix; an
+	// attempt whose arguments it refuses ends ExitInvalid. Optional.
+	Check func(Args) error
 	// Run runs the function once. It returns a short result on success; its
 	// error is the attempt's failure message. Run stops early, with an
 	// error, when ctx is done.
 	Run func(ctx context.Context, env Env) (string, error)
 }
+
+// Args are a job's arguments: one JSON object. Numbers are json.Number, so
+// that no integer loses precision on the way.
+type Args map[string]any
 
 // Env is what one attempt of a function is given.
 type Env struct {
@@ -39,52 +73,11 @@ type Env struct {
 	// Attempt numbers the job's attempts from 1.
 	Attempt int
 	// Args have passed the function's Check.
-	Args job.Args
+	Args Args
+	// Event is the CloudEvent that started the job, or nil when it was not
+	// started by an event (a POST /jobs, a schedule's tick).
+	Event *event.Event
 	// Log writes the attempt's log, already labelled with the job ID,
 	// attempt and function.
 	Log *slog.Logger
-}
-
-var (
-	mu       sync.RWMutex
-	registry = map[string]Func{}
-)
-
-// Register adds f to the registry. It is meant to be called from the init
-// function of the file that defines f, and panics on a name that is taken or
-// that a job request could not name, or on a missing Check or Run, because
-// each is a programming error that must stop the binary from starting.
-func Register(f Func) {
-	if err := (job.Request{Function: f.Name}).Validate(); err != nil {
-		panic(fmt.Sprintf("function.Register: %v", err))
-	}
-	if f.Check == nil || f.Run == nil {
-		panic(fmt.Sprintf("function.Register: %s has no Check or no Run", f.Name))
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if _, ok := registry[f.Name]; ok {
-		panic(fmt.Sprintf("function.Register: %s is registered twice", f.Name))
-	}
-	registry[f.Name] = f
-}
-
-// Lookup returns the function registered under name.
-func Lookup(name string) (Func, bool) {
-	mu.RLock()
-	defer mu.RUnlock()
-	f, ok := registry[name]
-	return f, ok
-}
-
-// Names returns the names of every registered function, sorted.
-func Names() []string {
-	mu.RLock()
-	defer mu.RUnlock()
-	names := make([]string, 0, len(registry))
-	for name := range registry {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	return names
 }

@@ -1,6 +1,8 @@
 // Command api serves the kjobs HTTP API as a Knative Service: it records
 // jobs in Redis, sends their events to the Broker at K_SINK and keeps
-// schedules as PingSources and bindings as Triggers in its namespace.
+// schedules as PingSources and bindings as Triggers in its namespace. It
+// checks every request against the declared functions: the built-in ones
+// and those of the functions ConfigMap, which it watches.
 package main
 
 import (
@@ -16,11 +18,13 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 	"github.com/redis/go-redis/v9"
+	"k8s.io/client-go/kubernetes"
 	eventingclient "knative.dev/eventing/pkg/client/clientset/versioned"
 	"knative.dev/pkg/apis"
 
 	"github.com/kjobs/kjobs/internal/api"
 	"github.com/kjobs/kjobs/internal/binding/trigger"
+	"github.com/kjobs/kjobs/internal/catalog"
 	"github.com/kjobs/kjobs/internal/cluster"
 	"github.com/kjobs/kjobs/internal/delivery"
 	"github.com/kjobs/kjobs/internal/httpserver"
@@ -56,6 +60,9 @@ type envConfig struct {
 	// for a dispatcher that is not the Knative Service kjobs-dispatcher of
 	// the namespace, which they deliver to by default.
 	Dispatcher string `envconfig:"KJOBS_DISPATCHER_URL"`
+	// FunctionsConfigMap declares the functions beside the built-in ones,
+	// in Namespace. Defaults to kjobs-functions.
+	FunctionsConfigMap string `envconfig:"KJOBS_FUNCTIONS_CONFIGMAP" default:"kjobs-functions"`
 }
 
 func main() {
@@ -99,6 +106,14 @@ func run(log *slog.Logger) error {
 		}
 		bindings.Dispatcher.URI = u
 	}
+	kube, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return err
+	}
+	functions := catalog.New(false)
+	if err := catalog.Watch(ctx, kube, namespace, env.FunctionsConfigMap, functions, log); err != nil {
+		return err
+	}
 	var auth *api.Tokens
 	if env.AuthDisabled {
 		log.Warn("API auth is disabled by KJOBS_AUTH_DISABLED: every route answers without a token")
@@ -110,6 +125,7 @@ func run(log *slog.Logger) error {
 		Sender:      sender,
 		Schedules:   ping.New(eventing, ping.Config{Namespace: namespace, Broker: env.Broker}),
 		Bindings:    trigger.New(eventing, bindings),
+		Functions:   functions,
 		JobDeadline: env.JobDeadline,
 		Auth:        auth,
 		Log:         log,

@@ -296,6 +296,7 @@ func TestNameReferences(t *testing.T) {
 		{"kjobs-dispatcher serviceAccountName", rename("kjobs-dispatcher"), str(dispatcher, "spec", "template", "spec", "serviceAccountName")},
 		{"KJOBS_BROKER", rename("kjobs"), env(t, api, "KJOBS_BROKER")},
 		{"KJOBS_FUNCTIONS_CONFIGMAP", rename("kjobs-functions"), env(t, dispatcher, "KJOBS_FUNCTIONS_CONFIGMAP")},
+		{"the API's KJOBS_FUNCTIONS_CONFIGMAP", rename("kjobs-functions"), env(t, api, "KJOBS_FUNCTIONS_CONFIGMAP")},
 	} {
 		if ref.got != ref.want {
 			t.Errorf("%s = %q, want %q", ref.what, ref.got, ref.want)

@@ -86,7 +86,8 @@ func TestRBAC(t *testing.T) {
 		{access{"kjobs-dispatcher", "delete", "eventing.knative.dev", "triggers", "", false}, deny},
 		{access{"kjobs-dispatcher", "list", "eventing.knative.dev", "triggers", "", true}, deny},
 
-		// The API manages PingSources in its namespace and nothing else.
+		// The API manages PingSources in its namespace, reads the functions
+		// ConfigMap by name, and nothing else.
 		{access{"kjobs-api", "create", "sources.knative.dev", "pingsources", "", false}, allow},
 		{access{"kjobs-api", "get", "sources.knative.dev", "pingsources", "", false}, allow},
 		{access{"kjobs-api", "list", "sources.knative.dev", "pingsources", "", false}, allow},
@@ -98,7 +99,6 @@ func TestRBAC(t *testing.T) {
 		{access{"kjobs-api", "create", "batch", "jobs", "", false}, deny},
 		{access{"kjobs-api", "get", "", "secrets", "", false}, deny},
 		{access{"kjobs-api", "get", "", "secrets", "kjobs-api-tokens", false}, deny},
-		{access{"kjobs-api", "get", "", "configmaps", "kjobs-functions", false}, deny},
 		// It manages the bindings' Triggers in its namespace, which it
 		// creates and deletes whole (which Triggers: TestAdmissionPolicy).
 		{access{"kjobs-api", "create", "eventing.knative.dev", "triggers", "", false}, allow},
@@ -112,6 +112,11 @@ func TestRBAC(t *testing.T) {
 		{access{"kjobs-api", "create", "eventing.knative.dev", "triggers", "", true}, deny},
 		{access{"kjobs-api", "delete", "eventing.knative.dev", "triggers", "", true}, deny},
 		{access{"kjobs-api", "create", "eventing.knative.dev", "brokers", "", false}, deny},
+		{access{"kjobs-api", "get", "", "configmaps", "kjobs-functions", false}, allow},
+		{access{"kjobs-api", "watch", "", "configmaps", "kjobs-functions", false}, allow},
+		{access{"kjobs-api", "list", "", "configmaps", "", false}, deny},
+		{access{"kjobs-api", "get", "", "configmaps", "kube-root-ca.crt", false}, deny},
+		{access{"kjobs-api", "update", "", "configmaps", "kjobs-functions", false}, deny},
 	} {
 		t.Run(tc.String(), func(t *testing.T) {
 			if got := allowed(t, cs, ns, other, tc.access); got != tc.want {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kjobs/kjobs/internal/job"
 	"github.com/kjobs/kjobs/internal/runner"
+	"github.com/kjobs/kjobs/processor/function"
 )
 
 // Labels of every Job and pod the runner creates. The dispatcher derives a
@@ -76,8 +77,15 @@ func newJob(cfg Config, spec runner.Spec, p Placement) *batchv1.Job {
 
 	args := []byte("{}")
 	if len(spec.Args) > 0 {
-		// A map of strings always marshals.
+		// Args come from JSON, so they marshal; the request's Validate
+		// has checked it.
 		args, _ = json.Marshal(spec.Args)
+	}
+	// A declared function runs in its own image, with its own command
+	// and args; a built-in one in the processor image.
+	image := cfg.Image
+	if p.Image != "" {
+		image = p.Image
 	}
 
 	return &batchv1.Job{
@@ -127,13 +135,15 @@ func newJob(cfg Config, spec runner.Spec, p Placement) *batchv1.Job {
 						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 					},
 					Containers: []corev1.Container{{
-						Name:  containerName,
-						Image: cfg.Image,
+						Name:    containerName,
+						Image:   image,
+						Command: p.Command,
+						Args:    p.ContainerArgs,
 						Env: []corev1.EnvVar{
-							{Name: "KJOBS_FUNCTION", Value: spec.Function},
-							{Name: "KJOBS_ARGS", Value: string(args)},
-							{Name: "KJOBS_JOB_ID", Value: spec.JobID},
-							{Name: "KJOBS_ATTEMPT", Value: strconv.Itoa(spec.Attempt)},
+							{Name: function.EnvFunction, Value: spec.Function},
+							{Name: function.EnvArgs, Value: string(args)},
+							{Name: function.EnvJobID, Value: spec.JobID},
+							{Name: function.EnvAttempt, Value: strconv.Itoa(spec.Attempt)},
 						},
 						Resources: p.Resources,
 						// A processor that crashes before writing its

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/kjobs/kjobs/internal/catalog"
 	"github.com/kjobs/kjobs/internal/job"
 	"github.com/kjobs/kjobs/internal/runner"
 )
@@ -140,6 +141,21 @@ func TestNewJob(t *testing.T) {
 			j.Spec.Template.Labels["team"] = "data"
 			j.Spec.Template.Labels["cost-center"] = "jobs"
 			j.Spec.Template.Labels["tier"] = "batch"
+		}),
+	}, {
+		name: "a declared function: its image, command and container args, same environment and security",
+		spec: spec,
+		placement: Placement{Declaration: catalog.Declaration{
+			Image:         "ghcr.io/team/resize@sha256:def",
+			Command:       []string{"/ko-app/resize"},
+			ContainerArgs: []string{"--verbose"},
+			ArgsSchema:    []byte(`{"type":"object"}`),
+		}},
+		want: want(func(j *batchv1.Job) {
+			c := &j.Spec.Template.Spec.Containers[0]
+			c.Image = "ghcr.io/team/resize@sha256:def"
+			c.Command = []string{"/ko-app/resize"}
+			c.Args = []string{"--verbose"}
 		}),
 	}, {
 		name:      "doNotDisrupt",

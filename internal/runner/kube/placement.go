@@ -13,6 +13,7 @@ import (
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
+	"github.com/kjobs/kjobs/internal/catalog"
 	"github.com/kjobs/kjobs/internal/job"
 )
 
@@ -33,6 +34,10 @@ const DefaultPlacementKey = "_default"
 //	doNotDisrupt:   true
 //	maxRunning:     3
 //
+// and, for a function of one's own, the fields of catalog.Declaration:
+// image, command, containerArgs (the Job container's), argsSchema and local
+// (which the API and make run read) and doc.
+//
 // maxRunning caps how many of the function's jobs run at once; the
 // dispatcher puts it in force through the store, for every replica.
 //
@@ -46,6 +51,8 @@ const DefaultPlacementKey = "_default"
 // A function's own entry replaces _default; the two are not merged, so that
 // what a function gets is readable from one entry.
 type Placement struct {
+	// Declaration is embedded so that its fields are fields of the entry.
+	catalog.Declaration
 	Resources      corev1.ResourceRequirements `json:"resources,omitempty"`
 	NodeSelector   map[string]string           `json:"nodeSelector,omitempty"`
 	Tolerations    []corev1.Toleration         `json:"tolerations,omitempty"`
@@ -75,6 +82,11 @@ func placementFor(data map[string]string, function string) (Placement, error) {
 	p, err := parsePlacement(value)
 	if err != nil {
 		return Placement{}, fmt.Errorf("key %q is malformed: %w", key, err)
+	}
+	// Only a function's own entry says what image runs it; the built-in
+	// functions run in the processor image, as the catalog has it.
+	if (key == DefaultPlacementKey || catalog.Builtin(key)) && (p.Image != "" || len(p.Command) > 0 || len(p.ContainerArgs) > 0) {
+		return Placement{}, fmt.Errorf("key %q is malformed: it may not set image, command or containerArgs, which only a declared function's own key sets", key)
 	}
 	return p, nil
 }

@@ -1,13 +1,36 @@
 package kube
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/kjobs/kjobs/internal/catalog"
 )
+
+// TestCatalogKnowsPlacement checks that the catalog, which parses entries as
+// strictly as placementFor, knows every field of Placement but those of
+// the Declaration it embeds: it would refuse an entry the runner reads.
+func TestCatalogKnowsPlacement(t *testing.T) {
+	t.Parallel()
+	var fields []string
+	typ := reflect.TypeFor[Placement]()
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		if f.Anonymous {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		fields = append(fields, name)
+	}
+	if diff := cmp.Diff(fields, catalog.PlacementFields()); diff != "" {
+		t.Errorf("catalog.PlacementFields() differs from Placement's fields (-Placement +catalog):\n%s", diff)
+	}
+}
 
 func TestPlacementFor(t *testing.T) {
 	t.Parallel()
@@ -96,6 +119,24 @@ podAnnotations: {example.com/owner: data-team}
 		data:     map[string]string{"sample": "podLabels: {team: a b}"},
 		function: "sample",
 		wantErr:  []string{`podLabels: "team": "a b" is not a label value`},
+	}, {
+		name:     "a declared function's own entry",
+		data:     map[string]string{"resize": "image: ghcr.io/team/resize:1\ncommand: [/resize]\ncontainerArgs: [-v]\nargsSchema: {type: object}\nlocal: ./resize\nmaxRunning: 2", "_default": "maxRunning: 1"},
+		function: "resize",
+		want: Placement{
+			Declaration: catalog.Declaration{Image: "ghcr.io/team/resize:1", Command: []string{"/resize"}, ContainerArgs: []string{"-v"}, ArgsSchema: []byte(`{"type":"object"}`), Local: "./resize"},
+			MaxRunning:  new(2),
+		},
+	}, {
+		name:     "_default may not name an image",
+		data:     map[string]string{"_default": "image: ghcr.io/team/resize:1"},
+		function: "resize",
+		wantErr:  []string{`key "_default" is malformed: it may not set image, command or containerArgs`},
+	}, {
+		name:     "a built-in function runs in the processor image",
+		data:     map[string]string{"sleep": "command: [/bin/sh]"},
+		function: "sleep",
+		wantErr:  []string{`key "sleep" is malformed: it may not set image, command or containerArgs`},
 	}, {
 		name:     "an annotation key that is not one",
 		data:     map[string]string{"sample": "podAnnotations: {'bad key': x}"},

@@ -183,16 +183,17 @@ func (r *Runner) adopt(ctx context.Context, want *batchv1.Job) (*batchv1.Job, er
 
 // placement reads the function's placement from the cached ConfigMap.
 func (r *Runner) placement(function string) (Placement, error) {
-	p, err := placementFor(r.functions(), function)
+	p, err := placementFor(r.Functions(), function)
 	if err != nil {
 		return Placement{}, fmt.Errorf("ConfigMap %s/%s: %w", r.cfg.Namespace, r.cfg.FunctionsConfigMap, err)
 	}
 	return p, nil
 }
 
-// functions returns the functions ConfigMap's data from the cache; nil
-// when there is no such ConfigMap.
-func (r *Runner) functions() map[string]string {
+// Functions returns the functions ConfigMap's data from the cache; nil
+// when there is no such ConfigMap. The cache has synced once New returns,
+// so a dispatcher reads its declarations from it before it serves.
+func (r *Runner) Functions() map[string]string {
 	obj, ok, err := r.configMaps.GetStore().GetByKey(r.cfg.Namespace + "/" + r.cfg.FunctionsConfigMap)
 	if err != nil || !ok {
 		return nil
@@ -222,7 +223,7 @@ func (r *Runner) WatchFunctions(ctx context.Context, fn func(data map[string]str
 	}
 	defer func() { _ = r.configMaps.RemoveEventHandler(h) }()
 	for {
-		fn(r.functions())
+		fn(r.Functions())
 		select {
 		case <-ctx.Done():
 			return nil

@@ -26,9 +26,10 @@ import (
 
 	"k8s.io/client-go/util/workqueue"
 
+	"github.com/kjobs/kjobs/internal/catalog"
 	"github.com/kjobs/kjobs/internal/job"
 	"github.com/kjobs/kjobs/internal/runner"
-	"github.com/kjobs/kjobs/processor/run"
+	"github.com/kjobs/kjobs/processor/function"
 )
 
 // Reasons of a failed attempt, as Kubernetes names them for a Job.
@@ -49,8 +50,12 @@ const gracePeriod = 10 * time.Second
 
 // Config configures a Runner.
 type Config struct {
-	// Processor is the path of the processor binary. Required.
+	// Processor is the path of the processor binary, which runs the
+	// built-in functions. Required.
 	Processor string
+	// Functions are the declared functions: one that names a local binary
+	// runs that binary instead of Processor. Optional.
+	Functions *catalog.Catalog
 	// Deadline bounds each attempt, like a Job's activeDeadlineSeconds; a
 	// Spec's shorter Timeout bounds its attempt instead. Defaults to 10m.
 	Deadline time.Duration
@@ -147,6 +152,17 @@ func (r *Runner) Start(_ context.Context, spec runner.Spec) (job.Attempt, error)
 	return snapshot(a.rec), nil
 }
 
+// binary returns the program that runs fn: its declared local binary, or
+// the processor.
+func (r *Runner) binary(fn string) string {
+	if r.cfg.Functions != nil {
+		if f, err := r.cfg.Functions.Lookup(fn); err == nil && f.Local != "" {
+			return f.Local
+		}
+	}
+	return r.cfg.Processor
+}
+
 // start launches the child of spec and the goroutine that awaits it.
 func (r *Runner) start(spec runner.Spec) (*attempt, error) {
 	if r.cfg.Processor == "" {
@@ -188,15 +204,15 @@ func (r *Runner) start(spec runner.Spec) (*attempt, error) {
 	deadline := spec.Deadline(r.cfg.Deadline)
 	ctx, cancelDeadline := context.WithTimeoutCause(stoppable, deadline, errDeadline)
 	cancel := func() { cancelDeadline(); stop(nil) }
-	cmd := exec.CommandContext(ctx, r.cfg.Processor)
+	cmd := exec.CommandContext(ctx, r.binary(spec.Function))
 	// The contract's environment plus what a program needs to run, and
 	// nothing else: the parent's secrets, such as REDIS_URL, stay in it.
 	cmd.Env = []string{
-		run.EnvFunction + "=" + spec.Function,
-		run.EnvArgs + "=" + string(argsJSON),
-		run.EnvJobID + "=" + spec.JobID,
-		run.EnvAttempt + "=" + strconv.Itoa(spec.Attempt),
-		run.EnvTerminationLog + "=" + termLog.Name(),
+		function.EnvFunction + "=" + spec.Function,
+		function.EnvArgs + "=" + string(argsJSON),
+		function.EnvJobID + "=" + spec.JobID,
+		function.EnvAttempt + "=" + strconv.Itoa(spec.Attempt),
+		function.EnvTerminationLog + "=" + termLog.Name(),
 	}
 	if eventEnv != "" {
 		cmd.Env = append(cmd.Env, eventEnv)
@@ -278,7 +294,7 @@ func (r *Runner) await(ctx context.Context, cmd *exec.Cmd, jobID string, deadlin
 	code := exitCode(cmd.ProcessState)
 
 	outcome, reason := job.OutcomeSucceeded, ""
-	msg := readHead(termLog, run.MaxMessage)
+	msg := readHead(termLog, function.MaxMessage)
 	if code != 0 {
 		outcome, reason = job.OutcomeFailed, ReasonError
 		switch cause := context.Cause(ctx); {
@@ -291,7 +307,7 @@ func (r *Runner) await(ctx context.Context, cmd *exec.Cmd, jobID string, deadlin
 		// failure without a message is explained by the end of its log, or
 		// else by how the child ended.
 		if msg == "" {
-			msg = readTail(stderr, run.MaxMessage)
+			msg = readTail(stderr, function.MaxMessage)
 		}
 		if msg == "" {
 			msg = describe(waitErr, context.Cause(ctx), deadline)

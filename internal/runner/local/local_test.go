@@ -3,6 +3,7 @@ package local
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/kjobs/kjobs/internal/catalog"
 	"github.com/kjobs/kjobs/internal/job"
 	"github.com/kjobs/kjobs/internal/runner"
 	"github.com/kjobs/kjobs/internal/testenv"
@@ -57,7 +59,7 @@ func TestOutcomes(t *testing.T) {
 		{
 			name:     "request that can never succeed",
 			function: "resize",
-			want:     job.Attempt{Outcome: job.OutcomeFailed, ExitCode: ptr(2), Message: `unknown function "resize"; known functions: echo, fail, flaky, sample, sleep`, Reason: ReasonError},
+			want:     job.Attempt{Outcome: job.OutcomeFailed, ExitCode: ptr(2), Message: `unknown function "resize"; this image has: echo, fail, flaky, sample, sleep`, Reason: ReasonError},
 		},
 		{
 			name:     "deadline exceeded",
@@ -110,6 +112,39 @@ func TestOutcomes(t *testing.T) {
 				t.Errorf("Wait() mismatch (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestDeclaredBinary checks that a declared function with a local binary
+// runs that binary, with the same environment as the processor, and that
+// the built-in functions still run in the processor.
+func TestDeclaredBinary(t *testing.T) {
+	t.Parallel()
+	bin := filepath.Join(t.TempDir(), "resize")
+	script := "#!/bin/sh\nprintf '%s %s %s' \"$KJOBS_FUNCTION\" \"$KJOBS_ARGS\" \"$KJOBS_ATTEMPT\" > \"$KJOBS_TERMINATION_LOG\"\n"
+	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	functions := catalog.New(true)
+	if err := functions.Set(map[string]string{"resize": "image: ghcr.io/team/resize:1\nlocal: " + bin}); err != nil {
+		t.Fatal(err)
+	}
+	r := setup(t, Config{Processor: processor, Functions: functions})
+	for _, tt := range []struct {
+		function string
+		args     job.Args
+		want     string
+	}{
+		{"resize", job.Args{"width": json.Number("300"), "tags": []any{"a"}}, `resize {"tags":["a"],"width":300} 1`},
+		{"echo", job.Args{"width": json.Number("300")}, `{"width":300}`},
+	} {
+		id := jobID(t)
+		if _, err := r.Start(context.Background(), runner.Spec{JobID: id, Attempt: 1, Function: tt.function, Args: tt.args}); err != nil {
+			t.Fatal(err)
+		}
+		if got := wait(t, r, id, 1); got.Outcome != job.OutcomeSucceeded || got.Message != tt.want {
+			t.Errorf("%s: Wait() = %+v, want succeeded with message %q", tt.function, got, tt.want)
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 
+	"github.com/kjobs/kjobs/internal/job"
 	"github.com/kjobs/kjobs/internal/schedule"
 	"github.com/kjobs/kjobs/internal/schedule/local"
 )
@@ -29,7 +30,7 @@ func ExampleStore() {
 	s := local.New(printer{stop: stop})
 	id := "0198c2f0-7c1e-7000-8000-000000000001"
 	if _, err := s.Create(ctx, schedule.Schedule{
-		ID: id, Name: "every second", Cron: "* * * * * *", Function: "sample", Args: map[string]string{"greeting": "hello"},
+		ID: id, Name: "every second", Cron: "* * * * * *", Function: "sample", Args: job.Args{"greeting": "hello"},
 	}); err != nil {
 		fmt.Println(err)
 		return

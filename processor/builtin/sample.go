@@ -1,21 +1,25 @@
-package function
+package builtin
 
 import (
 	"context"
 	"fmt"
 	"math/rand/v2"
 
-	"github.com/kjobs/kjobs/internal/job"
+	"github.com/kjobs/kjobs/processor/function"
 )
 
-func init() {
-	Register(Func{
-		Name: "sample",
-		Doc: "Processes a batch like the classic demo processor: args.steps items (1 to 1000, default 10), " +
-			"args.stepSeconds each (0 to 60, default 0.5), each failing with args.failureChance (0 to 1, default 0).",
-		Check: func(args job.Args) error { _, err := sampleArgs(args); return err },
-		Run:   runSample,
-	})
+var sample = function.Func{
+	Name: "sample",
+	Doc: "Processes a batch like the classic demo processor: args.steps items (1 to 1000, default 10), " +
+		"args.stepSeconds each (0 to 60, default 0.5), each failing with args.failureChance (0 to 1, default 0).",
+	// Each number may be a string too, as args were once; the patterns
+	// hold such a string to the same range.
+	Schema: `{"type": "object", "additionalProperties": false, "properties": {
+		"steps": {"type": ["integer", "string"], "minimum": 1, "maximum": 1000, "pattern": "^([1-9][0-9]{0,2}|1000)$"},
+		"stepSeconds": {"type": ["number", "string"], "minimum": 0, "maximum": 60, "pattern": "^([0-5]?[0-9](\\.[0-9]+)?|60(\\.0+)?)$"},
+		"failureChance": {"type": ["number", "string"], "minimum": 0, "maximum": 1, "pattern": "^(0(\\.[0-9]+)?|1(\\.0+)?)$"}}}`,
+	Check: func(args function.Args) error { _, err := sampleArgs(args); return err },
+	Run:   runSample,
 }
 
 type sampleParams struct {
@@ -24,7 +28,7 @@ type sampleParams struct {
 	failureChance float64
 }
 
-func sampleArgs(args job.Args) (sampleParams, error) {
+func sampleArgs(args function.Args) (sampleParams, error) {
 	var p sampleParams
 	if err := checkNames("sample", args, "steps", "stepSeconds", "failureChance"); err != nil {
 		return p, err
@@ -40,7 +44,7 @@ func sampleArgs(args job.Args) (sampleParams, error) {
 	return p, err
 }
 
-func runSample(ctx context.Context, env Env) (string, error) {
+func runSample(ctx context.Context, env function.Env) (string, error) {
 	p, err := sampleArgs(env.Args)
 	if err != nil {
 		return "", err

@@ -1,4 +1,4 @@
-package function
+package builtin
 
 import (
 	"bytes"
@@ -6,23 +6,21 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/kjobs/kjobs/internal/job"
+	"github.com/kjobs/kjobs/processor/function"
 )
 
-func init() {
-	Register(Func{
-		Name: "echo",
-		Doc:  "Succeeds with its arguments as compact JSON, keys sorted.",
-		// Every argument is echoed, so every name is accepted.
-		Check: func(job.Args) error { return nil },
-		Run:   runEcho,
-	})
+var echo = function.Func{
+	Name: "echo",
+	Doc:  "Succeeds with its arguments as compact JSON, keys sorted.",
+	// Every argument is echoed, so every object is accepted.
+	Schema: `{"type": "object"}`,
+	Run:    runEcho,
 }
 
-func runEcho(_ context.Context, env Env) (string, error) {
+func runEcho(_ context.Context, env function.Env) (string, error) {
 	args := env.Args
 	if args == nil {
-		args = job.Args{} // "{}" rather than "null"
+		args = function.Args{} // "{}" rather than "null"
 	}
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)

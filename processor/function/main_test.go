@@ -1,28 +1,98 @@
-package run
+package function
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
-	"github.com/kjobs/kjobs/internal/job"
-	"github.com/kjobs/kjobs/processor/function"
+	"time"
 )
 
-// panics exists in this test binary only, to show that a panic is a failure
-// that may be retried and not ExitInvalid.
-func init() {
-	function.Register(function.Func{
-		Name:  "panics",
-		Check: func(job.Args) error { return nil },
-		Run:   func(context.Context, function.Env) (string, error) { panic("out of range") },
-	})
+// testFuncs are the functions of the tests' image: echo returns its args,
+// fail fails with args.message, attempt reports its attempt, panics panics
+// (a failure that may be retried, not ExitInvalid), positive's Check wants
+// args.n > 0, wait waits for its context and event reports the event's
+// type and data.
+var testFuncs = []Func{
+	{Name: "echo", Run: func(_ context.Context, env Env) (string, error) {
+		b, err := json.Marshal(env.Args)
+		return string(b), err
+	}},
+	{Name: "fail", Run: func(_ context.Context, env Env) (string, error) {
+		return "", fmt.Errorf("%v", env.Args["message"])
+	}},
+	{Name: "attempt", Run: func(_ context.Context, env Env) (string, error) {
+		return fmt.Sprintf("attempt %d", env.Attempt), nil
+	}},
+	{Name: "panics", Run: func(context.Context, Env) (string, error) { panic("out of range") }},
+	{Name: "positive", Check: func(a Args) error {
+		if n, _ := a["n"].(json.Number).Int64(); n <= 0 {
+			return fmt.Errorf("args.n: got %v, want a whole number above 0", a["n"])
+		}
+		return nil
+	}, Run: func(context.Context, Env) (string, error) { return "ok", nil }},
+	{Name: "wait", Run: func(ctx context.Context, _ Env) (string, error) {
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("interrupted: %w", context.Cause(ctx))
+		case <-time.After(time.Minute):
+			return "waited", nil
+		}
+	}},
+	{Name: "event", Run: func(_ context.Context, env Env) (string, error) {
+		if env.Event == nil {
+			return "no event", nil
+		}
+		return env.Event.Type() + " " + string(env.Event.Data()), nil
+	}},
+}
+
+// TestRunEvent checks how the triggering event reaches the function: from
+// KJOBS_EVENT, or from the file KJOBS_EVENT_FILE names, and that a
+// malformed one is a request that can never succeed.
+func TestRunEvent(t *testing.T) {
+	t.Parallel()
+	const upload = `{"specversion":"1.0","type":"com.amazonaws.s3.object-created","source":"arn:aws:s3:::photos",` +
+		`"id":"3f1c/2026-12-01T10:00:00Z#17","datacontenttype":"application/json","data":{"key":"cat.png"}}`
+	file := filepath.Join(t.TempDir(), "event.json")
+	if err := os.WriteFile(file, []byte(upload), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		env      map[string]string
+		wantCode int
+		wantMsg  string
+	}{
+		{"no event", map[string]string{}, ExitSucceeded, "no event"},
+		{"inline", map[string]string{EnvEvent: upload}, ExitSucceeded, `com.amazonaws.s3.object-created {"key":"cat.png"}`},
+		{"file", map[string]string{EnvEventFile: file}, ExitSucceeded, `com.amazonaws.s3.object-created {"key":"cat.png"}`},
+		{"base64 data", map[string]string{EnvEvent: `{"specversion":"1.0","type":"t","source":"s","id":"1","data_base64":"aGk="}`}, ExitSucceeded, "t hi"},
+		{"both", map[string]string{EnvEvent: upload, EnvEventFile: file}, ExitInvalid, "both KJOBS_EVENT and KJOBS_EVENT_FILE are set; a runner sets one"},
+		{"malformed JSON", map[string]string{EnvEvent: `{"specversion":`}, ExitInvalid, "KJOBS_EVENT is not a CloudEvent in JSON format: unexpected end of JSON input"},
+		{"no id", map[string]string{EnvEvent: `{"specversion":"1.0","type":"t","source":"s"}`}, ExitInvalid, "KJOBS_EVENT is not a valid CloudEvent: id: MUST be a non-empty string\n"},
+		{"missing file", map[string]string{EnvEventFile: file + ".missing"}, ExitInvalid, "KJOBS_EVENT_FILE: open " + file + ".missing: no such file or directory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			env := map[string]string{EnvFunction: "event"}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			got := runMain(t, context.Background(), env)
+			if got.code != tt.wantCode || got.message != tt.wantMsg {
+				t.Errorf("Run() = %d with termination message %q, want %d with %q", got.code, got.message, tt.wantCode, tt.wantMsg)
+			}
+		})
+	}
 }
 
 // TestMainOutcomes checks the exit code, termination message and log of each
@@ -38,15 +108,15 @@ func TestMainOutcomes(t *testing.T) {
 	}{
 		{
 			name:     "success",
-			env:      map[string]string{EnvFunction: "echo", EnvArgs: `{"b":"2","a":"1"}`},
+			env:      map[string]string{EnvFunction: "echo", EnvArgs: `{"b":{"c":[true,null]},"a":12345678901234567890}`},
 			wantCode: ExitSucceeded,
-			wantMsg:  `{"a":"1","b":"2"}`,
+			wantMsg:  `{"a":12345678901234567890,"b":{"c":[true,null]}}`,
 		},
 		{
 			name:     "no args",
 			env:      map[string]string{EnvFunction: "echo"},
 			wantCode: ExitSucceeded,
-			wantMsg:  `{}`,
+			wantMsg:  `null`,
 		},
 		{
 			name:     "function failure",
@@ -56,15 +126,15 @@ func TestMainOutcomes(t *testing.T) {
 		},
 		{
 			name:     "attempt reaches the function",
-			env:      map[string]string{EnvFunction: "flaky", EnvAttempt: "2"},
+			env:      map[string]string{EnvFunction: "attempt", EnvAttempt: "2"},
 			wantCode: ExitSucceeded,
-			wantMsg:  "attempt 2 succeeded (failures=1)",
+			wantMsg:  "attempt 2",
 		},
 		{
 			name:     "attempt defaults to 1",
-			env:      map[string]string{EnvFunction: "flaky"},
-			wantCode: ExitFailed,
-			wantMsg:  "attempt 1 failed on purpose (failures=1)",
+			env:      map[string]string{EnvFunction: "attempt"},
+			wantCode: ExitSucceeded,
+			wantMsg:  "attempt 1",
 		},
 		{
 			name:     "panic is a failure",
@@ -82,25 +152,31 @@ func TestMainOutcomes(t *testing.T) {
 			name:     "unknown function",
 			env:      map[string]string{EnvFunction: "resize"},
 			wantCode: ExitInvalid,
-			wantMsg:  `unknown function "resize"; known functions: echo, fail, flaky, panics, sample, sleep`,
+			wantMsg:  `unknown function "resize"; this image has: attempt, echo, event, fail, panics, positive, wait`,
 		},
 		{
 			name:     "malformed args",
 			env:      map[string]string{EnvFunction: "echo", EnvArgs: `{"a":`},
 			wantCode: ExitInvalid,
-			wantMsg:  "KJOBS_ARGS is not a JSON object of string values: unexpected end of JSON input",
+			wantMsg:  "KJOBS_ARGS is not a JSON object: unexpected EOF",
 		},
 		{
-			name:     "args not strings",
-			env:      map[string]string{EnvFunction: "echo", EnvArgs: `{"a":1}`},
+			name:     "args not an object",
+			env:      map[string]string{EnvFunction: "echo", EnvArgs: `["a"]`},
 			wantCode: ExitInvalid,
-			wantMsg:  "KJOBS_ARGS is not a JSON object of string values: json: cannot unmarshal number into Go value of type string",
+			wantMsg:  "KJOBS_ARGS is not a JSON object: json: cannot unmarshal array into Go value of type function.Args",
 		},
 		{
 			name:     "check error",
-			env:      map[string]string{EnvFunction: "sleep", EnvArgs: `{"seconds":"-1"}`},
+			env:      map[string]string{EnvFunction: "positive", EnvArgs: `{"n":-1}`},
 			wantCode: ExitInvalid,
-			wantMsg:  `invalid arguments for sleep: args.seconds: got "-1", want a number from 0 to 3600`,
+			wantMsg:  `invalid arguments for positive: args.n: got -1, want a whole number above 0`,
+		},
+		{
+			name:     "check passed",
+			env:      map[string]string{EnvFunction: "positive", EnvArgs: `{"n":1}`},
+			wantCode: ExitSucceeded,
+			wantMsg:  "ok",
 		},
 		{
 			name:     "attempt zero",
@@ -128,7 +204,7 @@ func TestMainOutcomes(t *testing.T) {
 			t.Parallel()
 			got := runMain(t, context.Background(), tt.env)
 			if got.code != tt.wantCode || got.message != tt.wantMsg {
-				t.Errorf("Main() = %d with termination message %q, want %d with %q", got.code, got.message, tt.wantCode, tt.wantMsg)
+				t.Errorf("Run() = %d with termination message %q, want %d with %q", got.code, got.message, tt.wantCode, tt.wantMsg)
 			}
 			if len(got.message) > MaxMessage || !utf8.ValidString(got.message) {
 				t.Errorf("termination message is %d bytes, valid UTF-8 %t; want at most %d, valid", len(got.message), utf8.ValidString(got.message), MaxMessage)
@@ -154,9 +230,9 @@ func TestMainInterrupted(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithCancelCause(context.Background())
 	cancel(errors.New("terminated signal received"))
-	got := runMain(t, ctx, map[string]string{EnvFunction: "sleep", EnvArgs: `{"seconds":"60"}`})
-	if got.code != ExitFailed || !strings.HasPrefix(got.message, "interrupted after ") || !strings.HasSuffix(got.message, "of 1m0s: terminated signal received") {
-		t.Errorf("Main() = %d with termination message %q, want %d with %q", got.code, got.message, ExitFailed, "interrupted after ... of 1m0s: terminated signal received")
+	got := runMain(t, ctx, map[string]string{EnvFunction: "wait"})
+	if want := "interrupted: terminated signal received"; got.code != ExitFailed || got.message != want {
+		t.Errorf("Run() = %d with termination message %q, want %d with %q", got.code, got.message, ExitFailed, want)
 	}
 }
 
@@ -167,9 +243,9 @@ func TestMainTerminationLogUnwritable(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "missing", "termination-log")
 	var stderr bytes.Buffer
 	env := map[string]string{EnvFunction: "echo", EnvJobID: "job-1", EnvTerminationLog: path}
-	code := Main(context.Background(), func(k string) string { return env[k] }, &stderr)
+	code := Run(context.Background(), func(k string) string { return env[k] }, &stderr, testFuncs...)
 	if code != ExitSucceeded {
-		t.Errorf("Main() = %d, want %d", code, ExitSucceeded)
+		t.Errorf("Run() = %d, want %d", code, ExitSucceeded)
 	}
 	if !strings.Contains(stderr.String(), `"msg":"writing the termination message"`) || !strings.Contains(stderr.String(), path) {
 		t.Errorf("log does not report the lost termination message at %s:\n%s", path, &stderr)
@@ -217,7 +293,7 @@ func (r result) logged(key, value string) bool {
 	return false
 }
 
-// runMain runs Main with env as the environment, job ID job-1 and a
+// runMain runs Run over testFuncs with env as the environment, job ID job-1 and a
 // termination log of the test's own.
 func runMain(t *testing.T, ctx context.Context, env map[string]string) result {
 	t.Helper()
@@ -227,7 +303,7 @@ func runMain(t *testing.T, ctx context.Context, env map[string]string) result {
 		full[k] = v
 	}
 	var stderr bytes.Buffer
-	code := Main(ctx, func(k string) string { return full[k] }, &stderr)
+	code := Run(ctx, func(k string) string { return full[k] }, &stderr, testFuncs...)
 	msg, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatalf("reading the termination message: %v", err)
