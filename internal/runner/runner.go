@@ -26,22 +26,15 @@ type Spec struct {
 	Labels map[string]string
 	// Event is the CloudEvent that started the job, in CloudEvents JSON,
 	// for a job a binding's event started; nil otherwise. The function
-	// reads it from EnvEvent, or from the file EnvEventFile names when it
-	// is larger than MaxEventEnv.
+	// reads it from function.EnvEvent, or, when it is larger than
+	// MaxEventEnv, from the file function.EnvEventFile names.
 	Event []byte
 }
 
-// How a function receives the event that started its job: its
-// environment's EnvEvent holds the event in CloudEvents JSON, or, for an
-// event larger than MaxEventEnv, EnvEventFile names a file that does.
-const (
-	EnvEvent     = "KJOBS_EVENT"
-	EnvEventFile = "KJOBS_EVENT_FILE"
-	// MaxEventEnv keeps an event's variable well under the 128 KiB that
-	// Linux allows one environment string (MAX_ARG_STRLEN), with room for
-	// the rest of the environment.
-	MaxEventEnv = 32 << 10
-)
+// MaxEventEnv is the largest event a runner puts in a function's
+// environment: well under the 128 KiB that Linux allows one environment
+// string (MAX_ARG_STRLEN), with room for the rest of the environment.
+const MaxEventEnv = 32 << 10
 
 // Deadline returns how long the attempt may run under a runner whose own
 // deadline is max: the spec's timeout, when it has one within max. A

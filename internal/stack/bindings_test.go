@@ -101,6 +101,24 @@ func TestBindings(t *testing.T) {
 	if j.Binding != "uploads" || j.Event == nil || *j.Event != ref {
 		t.Errorf("job names binding %q and event %+v, want uploads and %+v", j.Binding, j.Event, ref)
 	}
+	// echo answers with what its function was given: the whole event.
+	if len(j.Attempts) > 0 {
+		msg := j.Attempts[0].Message
+		for _, want := range []string{`"id":"` + id + `"`, `"source":"arn:aws:s3:::photos"`, `"data":{"key":"cat.png"}`} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("echo's message %s does not hold %s", msg, want)
+			}
+		}
+	}
+
+	// An event too large for the environment reaches the function in a
+	// file.
+	big := `{"key":"` + strings.Repeat("x", 40<<10) + `"}`
+	c.send(s3Headers("big"), big)
+	j = c.waitEvent(event.JobID("uploads", "arn:aws:s3:::photos", "big"), 20*time.Second)
+	if j.Status != job.Succeeded || !strings.HasPrefix(j.Attempts[0].Message, `{"args":{},"event":{"specversion":"1.0","id":"big"`) {
+		t.Errorf("the job of a large event: %s, %.200s", j.Status, j.Attempts[0].Message)
+	}
 
 	// Not selected: another type for uploads, another source for pushes.
 	c.send(map[string]string{"Ce-Specversion": "1.0", "Ce-Type": "com.example.other", "Ce-Source": "/elsewhere", "Ce-Id": "1"}, "")
@@ -113,14 +131,14 @@ func TestBindings(t *testing.T) {
 	c.send(map[string]string{"Ce-Specversion": "1.0", "Ce-Type": "com.github.push", "Ce-Source": "https://github.com/kjobs/kjobs", "Ce-Id": "sentinel"}, "")
 	c.waitEvent(event.JobID("pushes", "https://github.com/kjobs/kjobs", "sentinel"), 20*time.Second)
 
-	if got := c.bound("uploads"); len(got) != 1 || got[0].ID != want {
-		t.Errorf("GET /jobs?binding=uploads lists %d jobs, want only %s", len(got), want)
+	if got := c.bound("uploads"); len(got) != 2 || got[1].ID != want {
+		t.Errorf("GET /jobs?binding=uploads lists %d jobs, want %s and the large event's", len(got), want)
 	}
 	if got := c.bound("pushes"); len(got) != 1 {
 		t.Errorf("GET /jobs?binding=pushes lists %d jobs, want 1", len(got))
 	}
-	if st := c.stats(); st.Succeeded != 2 || st.Failed != 0 || st.Queued+st.Running+st.Retrying != 0 {
-		t.Errorf("stats %+v, want 2 succeeded and nothing else", st)
+	if st := c.stats(); st.Succeeded != 3 || st.Failed != 0 || st.Queued+st.Running+st.Retrying != 0 {
+		t.Errorf("stats %+v, want 3 succeeded and nothing else", st)
 	}
 }
 

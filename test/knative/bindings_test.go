@@ -22,9 +22,9 @@ import (
 	"github.com/kjobs/kjobs/internal/binding/trigger"
 	kevent "github.com/kjobs/kjobs/internal/event"
 	"github.com/kjobs/kjobs/internal/job"
-	"github.com/kjobs/kjobs/internal/runner"
 	"github.com/kjobs/kjobs/internal/store"
 	"github.com/kjobs/kjobs/internal/testenv"
+	"github.com/kjobs/kjobs/processor/function"
 )
 
 // testEvent reads an event of test/testdata.
@@ -214,14 +214,14 @@ func TestBindingsThroughBroker(t *testing.T) {
 		}
 		var got cloudevents.Event
 		for _, env := range jobs[0].Spec.Template.Spec.Containers[0].Env {
-			if env.Name == runner.EnvEvent {
+			if env.Name == function.EnvEvent {
 				if err := json.Unmarshal([]byte(env.Value), &got); err != nil {
-					t.Fatalf("%s of the Job: %v", runner.EnvEvent, err)
+					t.Fatalf("%s of the Job: %v", function.EnvEvent, err)
 				}
 			}
 		}
 		if got.ID() != tc.e.ID() || got.Source() != tc.e.Source() || got.Subject() != tc.e.Subject() || !bytes.Equal(compact(t, got.Data()), compact(t, tc.e.Data())) {
-			t.Errorf("the Job's %s is event %q from %q, subject %q; want the event sent", runner.EnvEvent, got.ID(), got.Source(), got.Subject())
+			t.Errorf("the Job's %s is event %q from %q, subject %q; want the event sent", function.EnvEvent, got.ID(), got.Source(), got.Subject())
 		}
 	}
 

@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kjobs/kjobs/internal/runner"
+	"github.com/kjobs/kjobs/processor/function"
 )
 
 // Where a Job's pod finds an event too large for its environment: a Secret
@@ -32,10 +33,10 @@ func withEvent(j *batchv1.Job, event []byte) {
 	}
 	c := &j.Spec.Template.Spec.Containers[0]
 	if len(event) <= runner.MaxEventEnv {
-		c.Env = append(c.Env, corev1.EnvVar{Name: runner.EnvEvent, Value: string(event)})
+		c.Env = append(c.Env, corev1.EnvVar{Name: function.EnvEvent, Value: string(event)})
 		return
 	}
-	c.Env = append(c.Env, corev1.EnvVar{Name: runner.EnvEventFile, Value: path.Join(eventDir, eventKey)})
+	c.Env = append(c.Env, corev1.EnvVar{Name: function.EnvEventFile, Value: path.Join(eventDir, eventKey)})
 	c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: eventVolume, MountPath: eventDir, ReadOnly: true})
 	j.Spec.Template.Spec.Volumes = append(j.Spec.Template.Spec.Volumes, corev1.Volume{
 		Name:         eventVolume,

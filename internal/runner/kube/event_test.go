@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kjobs/kjobs/internal/runner"
+	"github.com/kjobs/kjobs/processor/function"
 )
 
 func envOf(c corev1.Container, name string) (string, bool) {
@@ -46,8 +47,8 @@ func TestEventGoesWithJob(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := j.Spec.Template.Spec.Containers[0]
-	if v, _ := envOf(c, runner.EnvEvent); v != string(small) {
-		t.Errorf("%s = %q, want the event", runner.EnvEvent, v)
+	if v, _ := envOf(c, function.EnvEvent); v != string(small) {
+		t.Errorf("%s = %q, want the event", function.EnvEvent, v)
 	}
 	if _, err := e.client.CoreV1().Secrets(e.ns).Get(ctx, j.Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("a small event has a Secret: %v", err)
@@ -62,11 +63,11 @@ func TestEventGoesWithJob(t *testing.T) {
 		t.Fatal(err)
 	}
 	c = j.Spec.Template.Spec.Containers[0]
-	if _, ok := envOf(c, runner.EnvEvent); ok {
-		t.Errorf("a large event is in %s too", runner.EnvEvent)
+	if _, ok := envOf(c, function.EnvEvent); ok {
+		t.Errorf("a large event is in %s too", function.EnvEvent)
 	}
-	if v, _ := envOf(c, runner.EnvEventFile); v != "/etc/kjobs-event/event" {
-		t.Errorf("%s = %q, want /etc/kjobs-event/event", runner.EnvEventFile, v)
+	if v, _ := envOf(c, function.EnvEventFile); v != "/etc/kjobs-event/event" {
+		t.Errorf("%s = %q, want /etc/kjobs-event/event", function.EnvEventFile, v)
 	}
 	vols := j.Spec.Template.Spec.Volumes
 	if len(vols) != 1 || vols[0].Secret == nil || vols[0].Secret.SecretName != j.Name || len(c.VolumeMounts) != 1 || !c.VolumeMounts[0].ReadOnly {
@@ -116,8 +117,8 @@ func TestWithEvent(t *testing.T) {
 		volumes int
 	}{
 		{"no event", nil, "", 0},
-		{"an event that fits the environment", bytes.Repeat([]byte("x"), runner.MaxEventEnv), runner.EnvEvent, 0},
-		{"one byte more", bytes.Repeat([]byte("x"), runner.MaxEventEnv+1), runner.EnvEventFile, 1},
+		{"an event that fits the environment", bytes.Repeat([]byte("x"), runner.MaxEventEnv), function.EnvEvent, 0},
+		{"one byte more", bytes.Repeat([]byte("x"), runner.MaxEventEnv+1), function.EnvEventFile, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			j := &batchv1.Job{Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{}}}}}}

@@ -196,7 +196,7 @@ func (r *Runner) start(spec runner.Spec) (*attempt, error) {
 		removeAll(temps)
 		return nil, err
 	}
-	if v, ok := strings.CutPrefix(eventEnv, runner.EnvEventFile+"="); ok {
+	if v, ok := strings.CutPrefix(eventEnv, function.EnvEventFile+"="); ok {
 		temps = append(temps, v)
 	}
 
@@ -264,7 +264,7 @@ func (r *Runner) eventEnv(event []byte) (string, error) {
 	case event == nil:
 		return "", nil
 	case len(event) <= runner.MaxEventEnv:
-		return runner.EnvEvent + "=" + string(event), nil
+		return function.EnvEvent + "=" + string(event), nil
 	}
 	f, err := os.CreateTemp(r.cfg.Dir, "kjobs-*.event")
 	if err != nil {
@@ -278,7 +278,7 @@ func (r *Runner) eventEnv(event []byte) (string, error) {
 		os.Remove(f.Name())
 		return "", err
 	}
-	return runner.EnvEventFile + "=" + f.Name(), nil
+	return function.EnvEventFile + "=" + f.Name(), nil
 }
 
 // await waits for the child of a to exit and records how it ended, then
