@@ -81,7 +81,12 @@ func kjobsNamespace(t testing.TB, cfg *rest.Config, dir string) string {
 // as for a client-side apply.
 func dryRun(t testing.TB, source ...string) string {
 	t.Helper()
-	args := append([]string{"apply", "--server-side", "--dry-run=server"}, source...)
+	// --force-conflicts: the admission policy is cluster-scoped, so an
+	// install of the same cluster by `make cluster` (hack/controlplane's
+	// test) owns its fields under another field manager. A dry run changes
+	// nothing either way; what it checks is that the apiserver admits
+	// every object.
+	args := append([]string{"apply", "--server-side", "--force-conflicts", "--dry-run=server"}, source...)
 	out, err := testenv.Kubectl(t, args...)
 	if err != nil {
 		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
