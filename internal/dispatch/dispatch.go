@@ -370,6 +370,10 @@ func (d *Dispatcher) request(e cloudevents.Event) (job.Request, error) {
 		return job.Request{}, err
 	}
 	if err := d.functions.Check(req.Function, req.Args); err != nil {
+		var unknown *catalog.UnknownError
+		if errors.As(err, &unknown) {
+			return job.Request{}, fmt.Errorf("unknown function %q", req.Function)
+		}
 		return job.Request{}, fmt.Errorf("function %s: %w", req.Function, err)
 	}
 	return req, nil
