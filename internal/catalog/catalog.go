@@ -75,9 +75,7 @@ func PlacementFields() []string { return slices.Clone(placementFields) }
 type Function struct {
 	Name string
 	Declaration
-	// Builtin is a function of the processor image.
-	Builtin bool
-	schema  *jsonschema.Schema
+	schema *jsonschema.Schema
 }
 
 //go:embed builtin.yaml
@@ -124,7 +122,6 @@ func New(local bool) *Catalog {
 		if err != nil {
 			panic(fmt.Sprintf("catalog: builtin.yaml: %v", err))
 		}
-		f.Builtin = true
 		c.builtin[n] = f
 	}
 	return c
