@@ -22,7 +22,9 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 	"k8s.io/client-go/kubernetes"
+	"knative.dev/eventing/pkg/client/clientset/versioned"
 
+	"github.com/kjobs/kjobs/internal/binding/trigger"
 	"github.com/kjobs/kjobs/internal/catalog"
 	"github.com/kjobs/kjobs/internal/cluster"
 	"github.com/kjobs/kjobs/internal/delivery"
@@ -131,6 +133,11 @@ func run(log *slog.Logger) error {
 	}
 	d := dispatch.New(store.New(rdb, store.Options{Retention: env.Retention}), runner, log)
 	d.SetMaxAttempts(env.MaxAttempts)
+	eventing, err := versioned.NewForConfig(restCfg)
+	if err != nil {
+		return err
+	}
+	d.SetBindings(trigger.NewInformer(ctx, eventing, namespace))
 	// The declarations are read before the first delivery, which would
 	// otherwise find a declared function unknown; WatchFunctions keeps
 	// them current.

@@ -1,6 +1,7 @@
 // Package api serves the kjobs HTTP API: jobs are accepted, recorded in
 // Redis and handed to the Broker as events; schedules are kept by a
-// schedule.Store; every error is an RFC 9457 problem.
+// schedule.Store and bindings by a binding.Store; every error is an RFC
+// 9457 problem.
 package api
 
 import (
@@ -16,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/kjobs/kjobs/internal/binding"
 	"github.com/kjobs/kjobs/internal/catalog"
 	"github.com/kjobs/kjobs/internal/event"
 	"github.com/kjobs/kjobs/internal/problem"
@@ -39,6 +41,9 @@ type Config struct {
 	SendTimeout time.Duration
 	// Schedules keeps schedules. Required.
 	Schedules schedule.Store
+	// Bindings keeps bindings: Triggers in a cluster, or the local
+	// Broker's. Required.
+	Bindings binding.Store
 	// Functions are the declared functions, which every request's function
 	// and args are checked against. Defaults to the built-in functions
 	// alone.
@@ -114,6 +119,10 @@ func New(cfg Config) *Server {
 	private("DELETE /jobs/schedule/{id}", s.deleteSchedule)
 	private("POST /jobs/schedule/{id}/pause", s.setPaused(true))
 	private("POST /jobs/schedule/{id}/resume", s.setPaused(false))
+	private("POST /jobs/bindings", s.createBinding)
+	private("GET /jobs/bindings", s.listBindings)
+	private("GET /jobs/bindings/{name}", s.getBinding)
+	private("DELETE /jobs/bindings/{name}", s.deleteBinding)
 	s.mux.HandleFunc("/", s.noRoute)
 	return s
 }

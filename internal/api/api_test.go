@@ -20,6 +20,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/kjobs/kjobs/internal/api"
+	"github.com/kjobs/kjobs/internal/binding"
+	localbinding "github.com/kjobs/kjobs/internal/binding/local"
 	"github.com/kjobs/kjobs/internal/catalog"
 	"github.com/kjobs/kjobs/internal/event"
 	"github.com/kjobs/kjobs/internal/job"
@@ -58,6 +60,7 @@ type env struct {
 	rdb       *redis.Client
 	sender    *recorder
 	schedules schedule.Store
+	bindings  binding.Store
 }
 
 const token = "s3cret-token"
@@ -84,11 +87,12 @@ func setup(t *testing.T, withAuth bool) env {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = schedules.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
+	bindings := localbinding.New()
 	functions := catalog.New(false)
 	if err := functions.Set(map[string]string{"resize": resizeDecl}); err != nil {
 		t.Fatal(err)
 	}
-	cfg := api.Config{Store: store.New(rdb, store.Options{}), Sender: sender, Schedules: schedules, Functions: functions}
+	cfg := api.Config{Store: store.New(rdb, store.Options{}), Sender: sender, Schedules: schedules, Bindings: bindings, Functions: functions}
 	if withAuth {
 		path := filepath.Join(t.TempDir(), "tokens")
 		if err := os.WriteFile(path, []byte("other-token\n"+token+"\n"), 0o600); err != nil {
@@ -102,7 +106,7 @@ func setup(t *testing.T, withAuth bool) env {
 	}
 	srv := httptest.NewServer(api.New(cfg))
 	t.Cleanup(srv.Close)
-	return env{url: srv.URL, rdb: rdb, sender: sender, schedules: schedules}
+	return env{url: srv.URL, rdb: rdb, sender: sender, schedules: schedules, bindings: bindings}
 }
 
 type request struct {
@@ -184,11 +188,12 @@ func TestBadInput(t *testing.T) {
 		{"limit not a number", request{"GET", "/jobs?limit=ten", "", nil}, 400, problem.InvalidQuery, "limit", "1 to 200"},
 		{"limit too large", request{"GET", "/jobs?limit=1000", "", nil}, 400, problem.InvalidQuery, "limit", "1 to 200"},
 		{"bad cursor", request{"GET", "/jobs?cursor=not-a-cursor", "", nil}, 400, problem.InvalidCursor, "cursor", "next value"},
-		{"unknown query parameter", request{"GET", "/jobs?page=2", "", nil}, 400, problem.InvalidQuery, "page", "status, label, limit and cursor"},
+		{"unknown query parameter", request{"GET", "/jobs?page=2", "", nil}, 400, problem.InvalidQuery, "page", "status, label, binding, limit and cursor"},
 		{"label query without =", request{"GET", "/jobs?label=team", "", nil}, 400, problem.InvalidQuery, "label", "want key=value"},
 		{"label query with a bad key", request{"GET", "/jobs?label=-team=data", "", nil}, 400, problem.InvalidQuery, "label", "not a label key"},
 		{"label query with a bad value", request{"GET", "/jobs?label=team=a%20b", "", nil}, 400, problem.InvalidQuery, "label", "not a label value"},
 		{"label query with a key twice", request{"GET", "/jobs?label=team=a&label=team=b", "", nil}, 400, problem.InvalidQuery, "label", "given twice"},
+		{"binding query with a bad name", request{"GET", "/jobs?binding=Uploads", "", nil}, 400, problem.InvalidQuery, "binding", "not a binding name"},
 		{"unknown job", request{"GET", "/jobs/0199a6a0-0000-7000-8000-000000000000", "", nil}, 404, problem.NotFound, "", "no job"},
 		{"malformed job id", request{"GET", "/jobs/NOT_AN_ID", "", nil}, 404, problem.NotFound, "", "no job"},
 		{"unknown route", request{"GET", "/queues", "", nil}, 404, problem.NotFound, "", "/queues"},
@@ -213,6 +218,26 @@ func TestBadInput(t *testing.T) {
 		{"resume unknown schedule", request{"POST", "/jobs/schedule/nope/resume", "", nil}, 404, problem.NotFound, "", `no schedule "nope"`},
 		{"pause with GET", request{"GET", "/jobs/schedule/nope/pause", "", nil}, 405, problem.MethodNotAllowed, "", "use POST"},
 		{"resume with DELETE", request{"DELETE", "/jobs/schedule/nope/resume", "", nil}, 405, problem.MethodNotAllowed, "", "use POST"},
+		{"binding without body", request{"POST", "/jobs/bindings", "", nil}, 400, problem.MalformedJSON, "", "required"},
+		{"binding malformed json", request{"POST", "/jobs/bindings", `{"name":`, nil}, 400, problem.MalformedJSON, "", "unexpected end"},
+		{"binding unknown field", request{"POST", "/jobs/bindings", `{"name":"a","filter":{"type":"t"},"function":"echo","broker":"x"}`, nil}, 400, problem.InvalidField, "broker", "unknown field"},
+		{"binding without name", request{"POST", "/jobs/bindings", `{"filter":{"type":"t"},"function":"echo"}`, nil}, 400, problem.InvalidField, "name", "required"},
+		{"binding name not a DNS label", request{"POST", "/jobs/bindings", `{"name":"My_Uploads","filter":{"type":"t"},"function":"echo"}`, nil}, 400, problem.InvalidField, "name", "not a binding name"},
+		{"binding without filter", request{"POST", "/jobs/bindings", `{"name":"a","function":"echo"}`, nil}, 400, problem.InvalidFilter, "filter", "selects every event is refused"},
+		{"binding empty filter", request{"POST", "/jobs/bindings", `{"name":"a","filter":{},"function":"echo"}`, nil}, 400, problem.InvalidFilter, "filter", "needs a filter"},
+		{"binding empty filters", request{"POST", "/jobs/bindings", `{"name":"a","filters":[{}],"function":"echo"}`, nil}, 400, problem.InvalidFilter, "filters[0]", "one dialect: exact, prefix, suffix, all, any, not or cesql"},
+		{"binding unknown dialect", request{"POST", "/jobs/bindings", `{"name":"a","filters":[{"regex":{"type":"t.*"}}],"function":"echo"}`, nil}, 400, problem.InvalidFilter, "filters", "unknown dialect regex"},
+		{"binding attribute name Type", request{"POST", "/jobs/bindings", `{"name":"a","filter":{"Type":"t"},"function":"echo"}`, nil}, 400, problem.InvalidFilter, "filter[Type]", "Attribute name must start with a letter and can only contain lowercase alphanumeric"},
+		{"binding attribute name ce-type", request{"POST", "/jobs/bindings", `{"name":"a","filters":[{"prefix":{"ce-type":"com."}}],"function":"echo"}`, nil}, 400, problem.InvalidFilter, "filters[0].prefix[ce-type]", `invalid key name "ce-type"`},
+		{"binding two dialects", request{"POST", "/jobs/bindings", `{"name":"a","filters":[{"exact":{"type":"t"},"suffix":{"type":"t"}}],"function":"echo"}`, nil}, 400, problem.InvalidFilter, "filters", "multiple dialects found"},
+		{"binding filter and filters", request{"POST", "/jobs/bindings", `{"name":"a","filter":{"type":"t"},"filters":[{"exact":{"type":"t"}}],"function":"echo"}`, nil}, 400, problem.InvalidFilter, "filters", "not both"},
+		{"binding bad cesql", request{"POST", "/jobs/bindings", `{"name":"a","filters":[{"cesql":"type ="}],"function":"echo"}`, nil}, 400, problem.InvalidFilter, "filters[0].cesql", "invalid value"},
+		{"binding unknown function", request{"POST", "/jobs/bindings", `{"name":"a","filter":{"type":"t"},"function":"nope"}`, nil}, 400, problem.UnknownFunction, "function", "does not exist"},
+		{"binding bad args", request{"POST", "/jobs/bindings", `{"name":"a","filter":{"type":"t"},"function":"sleep","args":{"seconds":-1}}`, nil}, 400, problem.InvalidArgs, "args.seconds", "args/seconds: minimum: got -1, want 0"},
+		{"binding args not an object", request{"POST", "/jobs/bindings", `{"name":"a","filter":{"type":"t"},"function":"echo","args":"x"}`, nil}, 400, problem.InvalidField, "args", "want a JSON object"},
+		{"unknown binding", request{"GET", "/jobs/bindings/nope", "", nil}, 404, problem.NotFound, "", `no binding "nope"`},
+		{"delete unknown binding", request{"DELETE", "/jobs/bindings/nope", "", nil}, 404, problem.NotFound, "", `no binding "nope"`},
+		{"binding with PUT", request{"PUT", "/jobs/bindings/nope", `{}`, nil}, 405, problem.MethodNotAllowed, "", "GET or DELETE"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -270,10 +295,10 @@ func TestFunctionUnavailable(t *testing.T) {
 		t.Fatal(err)
 	}
 	rdb := testenv.Redis(t)
-	srv := httptest.NewServer(api.New(api.Config{Store: store.New(rdb, store.Options{}), Sender: &recorder{}, Functions: functions}))
+	sender := &recorder{}
+	srv := httptest.NewServer(api.New(api.Config{Store: store.New(rdb, store.Options{}), Sender: sender, Functions: functions}))
 	t.Cleanup(srv.Close)
-	e := env{url: srv.URL, rdb: rdb, sender: &recorder{}, schedules: localschedule.New(&recorder{})}
-	resp, body := e.do(t, request{"POST", "/jobs", `{"function":"resize","args":{"url":"u"}}`, nil})
+	resp, body := env{url: srv.URL}.do(t, request{"POST", "/jobs", `{"function":"resize","args":{"url":"u"}}`, nil})
 	checkProblem(t, resp, body, problem.FunctionUnavailable)
 	var p problem.Details
 	if err := json.Unmarshal(body, &p); err != nil {
@@ -282,7 +307,9 @@ func TestFunctionUnavailable(t *testing.T) {
 	if want := "make run has no container runtime; name a binary for it with local: in KJOBS_FUNCTIONS_FILE"; p.Field != "function" || !strings.Contains(p.Detail, want) {
 		t.Errorf("problem field %q detail %q, want field function and a detail saying %q", p.Field, p.Detail, want)
 	}
-	assertNothingWritten(t, e)
+	if keys := rdb.Keys(context.Background(), "*").Val(); len(keys) != 0 || len(sender.sent()) != 0 {
+		t.Errorf("the refused request wrote %v to Redis and sent %d events", keys, len(sender.sent()))
+	}
 }
 
 // checkProblem checks that an answer is the problem document of kind.
@@ -307,6 +334,9 @@ func assertNothingWritten(t *testing.T, e env) {
 	}
 	if list, err := e.schedules.List(context.Background()); err != nil || len(list) != 0 {
 		t.Errorf("bad input left schedules: %v, %v", list, err)
+	}
+	if list, err := e.bindings.List(context.Background()); err != nil || len(list) != 0 {
+		t.Errorf("bad input left bindings: %v, %v", list, err)
 	}
 }
 
@@ -640,6 +670,60 @@ func TestSchedules(t *testing.T) {
 	}
 	if resp, _ := e.do(t, request{"GET", "/jobs/schedule/" + sc.ID, "", nil}); resp.StatusCode != 404 {
 		t.Errorf("get after delete: %d, want 404", resp.StatusCode)
+	}
+}
+
+// TestBindings creates, lists, shows and deletes a binding through the API
+// over the local store, and a second one of the same name.
+func TestBindings(t *testing.T) {
+	e := setup(t, false)
+	body := `{"name":"uploads","filters":[{"prefix":{"type":"com.amazonaws.s3."}}],"function":"echo","args":{"k":"v"}}`
+	resp, got := e.do(t, request{"POST", "/jobs/bindings", body, nil})
+	if resp.StatusCode != 201 {
+		t.Fatalf("%d %s", resp.StatusCode, got)
+	}
+	if loc := resp.Header.Get("Location"); loc != "/jobs/bindings/uploads" {
+		t.Errorf("Location = %q", loc)
+	}
+	var created binding.Binding
+	if err := json.Unmarshal(got, &created); err != nil {
+		t.Fatal(err)
+	}
+	want, err := binding.Decode([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want.CreatedAt = created.CreatedAt
+	if diff := cmp.Diff(want, created); diff != "" || created.CreatedAt.IsZero() {
+		t.Errorf("created (-want +got):\n%s", diff)
+	}
+
+	resp, got = e.do(t, request{"POST", "/jobs/bindings", body, nil})
+	checkProblem(t, resp, got, problem.AlreadyExists)
+
+	_, got = e.do(t, request{"GET", "/jobs/bindings", "", nil})
+	var list struct{ Bindings []binding.Binding }
+	if err := json.Unmarshal(got, &list); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]binding.Binding{created}, list.Bindings); diff != "" {
+		t.Errorf("list (-want +got):\n%s", diff)
+	}
+	resp, got = e.do(t, request{"GET", "/jobs/bindings/uploads", "", nil})
+	var shown binding.Binding
+	if err := json.Unmarshal(got, &shown); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("get: %d %s", resp.StatusCode, got)
+	}
+	if diff := cmp.Diff(created, shown); diff != "" {
+		t.Errorf("get (-want +got):\n%s", diff)
+	}
+	if resp, got := e.do(t, request{"DELETE", "/jobs/bindings/uploads", "", nil}); resp.StatusCode != 204 {
+		t.Errorf("delete: %d %s", resp.StatusCode, got)
+	}
+	resp, got = e.do(t, request{"GET", "/jobs/bindings/uploads", "", nil})
+	checkProblem(t, resp, got, problem.NotFound)
+	if _, got := e.do(t, request{"GET", "/jobs/bindings", "", nil}); string(got) != `{"bindings":[]}`+"\n" {
+		t.Errorf("list after delete = %s", got)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/kjobs/kjobs/internal/binding"
 	"github.com/kjobs/kjobs/internal/catalog"
 	"github.com/kjobs/kjobs/internal/event"
 	"github.com/kjobs/kjobs/internal/job"
@@ -215,12 +216,16 @@ func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
 func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	for name := range q {
-		if name != "status" && name != "limit" && name != "cursor" && name != "label" {
-			problem.WriteField(w, r, problem.InvalidQuery, name, "unknown query parameter "+strconv.Quote(name)+"; use status, label, limit and cursor")
+		if name != "status" && name != "limit" && name != "cursor" && name != "label" && name != "binding" {
+			problem.WriteField(w, r, problem.InvalidQuery, name, "unknown query parameter "+strconv.Quote(name)+"; use status, label, binding, limit and cursor")
 			return
 		}
 	}
-	opts := store.ListOptions{Cursor: q.Get("cursor")}
+	opts := store.ListOptions{Cursor: q.Get("cursor"), Binding: q.Get("binding")}
+	if q.Has("binding") && !binding.CheckName(opts.Binding) {
+		problem.WriteField(w, r, problem.InvalidQuery, "binding", fmt.Sprintf("%q is not a binding name: use at most %d lower-case letters, digits and '-'", opts.Binding, binding.MaxNameLen))
+		return
+	}
 	labels, err := parseLabels(q["label"])
 	if err != nil {
 		problem.WriteField(w, r, problem.InvalidQuery, "label", err.Error())

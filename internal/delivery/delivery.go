@@ -62,7 +62,7 @@ type Local struct {
 	subscriber duckv1.Addressable
 	deadLetter duckv1.Addressable
 	retry      kncloudevents.RetryConfig
-	queue      chan cloudevents.Event
+	queue      chan queued
 	inFlight   int
 	log        *slog.Logger
 }
@@ -92,17 +92,35 @@ func NewLocal(subscriber, deadLetter *url.URL, opts Options) (*Local, error) {
 		subscriber: duckv1.Addressable{URL: (*apis.URL)(subscriber)},
 		deadLetter: duckv1.Addressable{URL: (*apis.URL)(deadLetter)},
 		retry:      retry,
-		queue:      make(chan cloudevents.Event, opts.Queue),
+		queue:      make(chan queued, opts.Queue),
 		inFlight:   opts.InFlight,
 		log:        opts.Log,
 	}, nil
 }
 
-// Send queues an event for delivery and returns without waiting for it,
-// as a Broker's ingress does.
+// queued is an event waiting for delivery to a subscriber, and to its
+// dead-letter sink once the subscriber gave up.
+type queued struct {
+	event                  cloudevents.Event
+	subscriber, deadLetter duckv1.Addressable
+}
+
+// Send queues an event for delivery to the subscriber and returns without
+// waiting for it, as a Broker's ingress does.
 func (l *Local) Send(_ context.Context, e cloudevents.Event) error {
+	return l.enqueue(queued{e, l.subscriber, l.deadLetter})
+}
+
+// SendTo queues an event for delivery to another subscriber and its
+// dead-letter sink, with the same delivery spec: what a Broker does for
+// each further Trigger that selects the event.
+func (l *Local) SendTo(_ context.Context, e cloudevents.Event, subscriber, deadLetter *url.URL) error {
+	return l.enqueue(queued{e, duckv1.Addressable{URL: (*apis.URL)(subscriber)}, duckv1.Addressable{URL: (*apis.URL)(deadLetter)}})
+}
+
+func (l *Local) enqueue(q queued) error {
 	select {
-	case l.queue <- e:
+	case l.queue <- q:
 		return nil
 	default:
 		return ErrFull
@@ -119,7 +137,7 @@ func (l *Local) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case e := <-l.queue:
+		case q := <-l.queue:
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
@@ -127,16 +145,17 @@ func (l *Local) Run(ctx context.Context) error {
 			}
 			wg.Go(func() {
 				defer func() { <-sem }()
-				l.deliver(ctx, e)
+				l.deliver(ctx, q)
 			})
 		}
 	}
 }
 
-func (l *Local) deliver(ctx context.Context, e cloudevents.Event) {
-	info, err := l.dispatcher.SendEvent(ctx, e, l.subscriber,
+func (l *Local) deliver(ctx context.Context, q queued) {
+	e := q.event
+	info, err := l.dispatcher.SendEvent(ctx, e, q.subscriber,
 		kncloudevents.WithRetryConfig(&l.retry),
-		kncloudevents.WithDeadLetterSink(&l.deadLetter))
+		kncloudevents.WithDeadLetterSink(&q.deadLetter))
 	if err != nil {
 		l.log.Error("event lost: neither the subscriber nor the dead-letter sink took it", "id", e.ID(), "error", err)
 		return

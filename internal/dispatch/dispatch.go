@@ -22,6 +22,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/protocol"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/kjobs/kjobs/internal/binding"
 	"github.com/kjobs/kjobs/internal/catalog"
 	"github.com/kjobs/kjobs/internal/event"
 	"github.com/kjobs/kjobs/internal/job"
@@ -50,6 +51,8 @@ type Dispatcher struct {
 	droppedDeadLetters prometheus.Counter
 	// maxAttempts is how many attempts a job gets; see SetMaxAttempts.
 	maxAttempts int
+	// bindings are read by the binding routes; see SetBindings.
+	bindings binding.Getter
 	// functions are the declared functions; see SetFunctions.
 	functions *catalog.Catalog
 }
@@ -170,6 +173,24 @@ func (d *Dispatcher) Receive(ctx context.Context, e cloudevents.Event) protocol.
 	case err != nil:
 		return d.unavailable(log, err)
 	}
+	var ce []byte
+	if req.Binding != "" {
+		// The sweep or a hand-off sent a bound job's request again: its
+		// function still gets the event that started it.
+		if err := d.retry(ctx, log, "reading the job's event", func() (err error) {
+			ce, err = d.store.Event(ctx, id)
+			return err
+		}); err != nil {
+			return d.unavailable(log, err)
+		}
+	}
+	return d.run(ctx, log, id, j, req, ce)
+}
+
+// run starts or adopts the next attempt of job j, recorded from req, and
+// answers for it; ce is the event that started the job, for its function,
+// when a binding's event did.
+func (d *Dispatcher) run(ctx context.Context, log *slog.Logger, id string, j job.Job, req job.Request, ce []byte) protocol.Result {
 	if j.Status.Terminal() {
 		// A redelivery racing the dead-letter sink, a duplicate tick or a
 		// sweep's re-send of a job that ended meanwhile: the job has its
@@ -217,7 +238,7 @@ func (d *Dispatcher) Receive(ctx context.Context, e cloudevents.Event) protocol.
 			return cloudevents.NewHTTPResult(http.StatusAccepted, "")
 		}
 	}
-	err = d.retry(ctx, log, "starting the attempt", func() error {
+	err := d.retry(ctx, log, "starting the attempt", func() error {
 		_, err := d.store.Start(ctx, id, job.Attempt{
 			Attempt: n, Job: runner.Name(id, n), StartedAt: d.now().UTC(), Outcome: job.OutcomeRunning,
 		})
@@ -238,7 +259,7 @@ func (d *Dispatcher) Receive(ctx context.Context, e cloudevents.Event) protocol.
 	if err := d.retry(ctx, log, "creating the attempt's Job", func() error {
 		_, err := d.runner.Start(ctx, runner.Spec{
 			JobID: id, Attempt: n, Function: req.Function, Args: req.Args,
-			Timeout: time.Duration(req.Timeout), Labels: req.Labels,
+			Timeout: time.Duration(req.Timeout), Labels: req.Labels, Event: ce,
 		})
 		return err
 	}); err != nil {
@@ -369,14 +390,19 @@ func (d *Dispatcher) request(e cloudevents.Event) (job.Request, error) {
 	if err != nil {
 		return job.Request{}, err
 	}
+	return req, d.check(req)
+}
+
+// check checks req against its function's declaration.
+func (d *Dispatcher) check(req job.Request) error {
 	if err := d.functions.Check(req.Function, req.Args); err != nil {
 		var unknown *catalog.UnknownError
 		if errors.As(err, &unknown) {
-			return job.Request{}, fmt.Errorf("unknown function %q", req.Function)
+			return fmt.Errorf("unknown function %q", req.Function)
 		}
-		return job.Request{}, fmt.Errorf("function %s: %w", req.Function, err)
+		return fmt.Errorf("function %s: %w", req.Function, err)
 	}
-	return req, nil
+	return nil
 }
 
 // parse reads the job an event asks for, without checking that its
@@ -406,24 +432,38 @@ func (d *Dispatcher) DeadLetter(ctx context.Context, e cloudevents.Event) protoc
 		log.Warn("dead-lettered event is not a job", "error", err, "reason", reason)
 		return cloudevents.ResultACK
 	}
+	var drop func() (bool, error)
+	if req.Schedule != "" {
+		// A tick of a paused schedule, refused for an unknown function or
+		// dead-lettered after 5xx, is dropped here as Receive would have:
+		// a paused schedule records no job, not even a failed one.
+		log = log.With("schedule", req.Schedule)
+		drop = func() (bool, error) { return d.store.DropPausedTick(ctx, id, req.Schedule, event.Paused(e)) }
+	}
+	return d.deadLetter(ctx, log, id, reason, drop, func() (job.Job, error) {
+		j, _, err := d.store.Create(ctx, id, req, "")
+		return j, err
+	})
+}
+
+// deadLetter records a dead letter of job id, which create records unless
+// it exists, and which drop, when not nil, may say to drop instead.
+func (d *Dispatcher) deadLetter(ctx context.Context, log *slog.Logger, id, reason string, drop func() (bool, error), create func() (job.Job, error)) protocol.Result {
 	var (
 		result  store.DeadLetterResult
 		skipped bool
 	)
-	err = d.retry(ctx, log, "recording the dead letter", func() error {
-		if req.Schedule != "" {
-			// A tick of a paused schedule, refused for an unknown function
-			// or dead-lettered after 5xx, is dropped here as Receive would
-			// have: a paused schedule records no job, not even a failed one.
+	err := d.retry(ctx, log, "recording the dead letter", func() error {
+		if drop != nil {
 			var err error
-			if skipped, err = d.store.DropPausedTick(ctx, id, req.Schedule, event.Paused(e)); err != nil || skipped {
+			if skipped, err = drop(); err != nil || skipped {
 				return err
 			}
 		}
 		// A job refused before it was ever recorded, such as a schedule
 		// tick for an unknown function, still counts as one failed job.
-		j, _, err := d.store.Create(ctx, id, req, "")
-		if errors.Is(err, store.ErrScheduleDeleted) {
+		j, err := create()
+		if errors.Is(err, store.ErrScheduleDeleted) || errors.Is(err, store.ErrCollision) {
 			result = store.DeadLetterIgnored
 			return nil
 		}
@@ -455,7 +495,7 @@ func (d *Dispatcher) DeadLetter(ctx context.Context, e cloudevents.Event) protoc
 		return cloudevents.NewHTTPResult(http.StatusServiceUnavailable, "recording the dead letter: %v", err)
 	}
 	if skipped {
-		log.Info("dead letter of a paused schedule's tick dropped", "schedule", req.Schedule, "reason", reason)
+		log.Info("dead letter of a paused schedule's tick dropped", "reason", reason)
 		return cloudevents.ResultACK
 	}
 	switch result {

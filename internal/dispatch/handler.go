@@ -40,12 +40,22 @@ func (d *Dispatcher) Handler(reg *prometheus.Registry) http.Handler {
 		Help: "Event deliveries handled by the dispatcher, by route and HTTP status answered.",
 	}, []string{"route", "code"})
 	reg.MustRegister(deliveries, d.droppedDeadLetters)
-	receive := serveEvent(d.Receive)
-	deadLetter := serveEvent(d.DeadLetter)
+	own := func(fn func(context.Context, cloudevents.Event) protocol.Result) http.Handler {
+		return serveEvent(true, func(r *http.Request, e cloudevents.Event) protocol.Result { return fn(r.Context(), e) })
+	}
+	bound := func(fn func(context.Context, string, cloudevents.Event) protocol.Result) http.Handler {
+		return serveEvent(false, func(r *http.Request, e cloudevents.Event) protocol.Result {
+			return fn(r.Context(), r.PathValue("name"), e)
+		})
+	}
 	ready := &readiness{ping: d.store.Ping, since: time.Now()}
 	mux := http.NewServeMux()
-	mux.Handle("POST /{$}", counted(deliveries, "receive", receive))
-	mux.Handle("POST "+DeadLetterPath, counted(deliveries, "dead-letter", deadLetter))
+	mux.Handle("POST /{$}", counted(deliveries, "receive", own(d.Receive)))
+	mux.Handle("POST "+DeadLetterPath, counted(deliveries, "dead-letter", own(d.DeadLetter)))
+	// A binding's Trigger delivers to binding.SubscriberPath and dead-letters
+	// to binding.DeadLetterPath.
+	mux.Handle("POST /bindings/{name}", counted(deliveries, "binding", bound(d.ReceiveBound)))
+	mux.Handle("POST /bindings/{name}/dead-letter", counted(deliveries, "binding-dead-letter", bound(d.DeadLetterBound)))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", ready.serve)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -84,14 +94,14 @@ func (rd *readiness) serve(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintln(w, "ok")
 }
 
-// serveEvent reads one CloudEvent per request, of at most MaxEventSize and
-// of one of kjobs' own types, and answers with the HTTP status and message
-// of fn's result. Anything else is answered 4xx, which the Broker does not
+// serveEvent reads one CloudEvent per request, of at most MaxEventSize and,
+// when own is set, of one of kjobs' own types, and answers with the HTTP
+// status and message of fn's result. Anything else is answered 4xx, which the Broker does not
 // retry. It does not use sdk-go's
 // NewHTTPReceiveHandler: that hands requests to its receivers through one
 // shared channel, so concurrent requests on two routes can be answered by
 // the wrong route (cloudevents/sdk-go#1224).
-func serveEvent(fn func(context.Context, cloudevents.Event) protocol.Result) http.Handler {
+func serveEvent(own bool, fn func(*http.Request, cloudevents.Event) protocol.Result) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, MaxEventSize)
 		e, err := cehttp.NewEventFromHTTPRequest(r)
@@ -103,11 +113,11 @@ func serveEvent(fn func(context.Context, cloudevents.Event) protocol.Result) htt
 		case err != nil:
 			http.Error(w, "not a CloudEvent: "+err.Error(), http.StatusBadRequest)
 			return
-		case !event.Known(e.Type()):
+		case own && !event.Known(e.Type()):
 			http.Error(w, fmt.Sprintf("event type %q is not one of kjobs' own", e.Type()), http.StatusBadRequest)
 			return
 		}
-		res := fn(r.Context(), *e)
+		res := fn(r, *e)
 		status, msg := http.StatusOK, ""
 		var hr *cehttp.Result
 		switch {

@@ -62,17 +62,29 @@ type Job struct {
 	// Schedule is the ID of the schedule that started the job, if any.
 	Schedule string `json:"schedule"`
 	// Timeout and Labels are the request's, when it set them.
-	Timeout   Duration          `json:"timeout,omitempty"`
-	Labels    map[string]string `json:"labels,omitempty"`
-	Error     string            `json:"error,omitempty"`
-	CreatedAt time.Time         `json:"createdAt"`
-	UpdatedAt time.Time         `json:"updatedAt"`
+	Timeout Duration          `json:"timeout,omitempty"`
+	Labels  map[string]string `json:"labels,omitempty"`
+	// Binding and Event say which binding and which event started the job,
+	// when an event from any source did.
+	Binding   string    `json:"binding,omitempty"`
+	Event     *EventRef `json:"event,omitempty"`
+	Error     string    `json:"error,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
 }
 
 // Request returns the request the job was created from, which the sweep
 // sends again for a job whose event was lost.
 func (j Job) Request() Request {
-	return Request{Function: j.Function, Args: j.Args, Schedule: j.Schedule, Timeout: j.Timeout, Labels: j.Labels}
+	return Request{Function: j.Function, Args: j.Args, Schedule: j.Schedule, Timeout: j.Timeout, Labels: j.Labels, Binding: j.Binding, Event: j.Event}
+}
+
+// EventRef names the CloudEvent that started a bound job: its source and
+// id, which identify it (a duplicate carries the same pair), and its type.
+type EventRef struct {
+	Source string `json:"source"`
+	ID     string `json:"id"`
+	Type   string `json:"type"`
 }
 
 // Outcome is how one attempt ended, or that it has not yet.

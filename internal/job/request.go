@@ -29,6 +29,12 @@ type Request struct {
 	// Labels are copied to the attempt's Job and pod and index the job for
 	// GET /jobs?label=k=v. They follow the syntax of Kubernetes labels.
 	Labels map[string]string `json:"labels,omitempty"`
+	// Binding names the binding whose filter selected the event that
+	// started the job, if any; Event says which event that was. The
+	// dispatcher sets both when it records a bound job; they travel in the
+	// request only when the sweep or a hand-off sends the job's event again.
+	Binding string    `json:"binding,omitempty"`
+	Event   *EventRef `json:"event,omitempty"`
 }
 
 // Duration is a time.Duration that reads and writes JSON as a Go duration

@@ -31,10 +31,12 @@ var (
 	FunctionUnavailable  = Kind{"function-unavailable", "The function cannot run in this install", http.StatusBadRequest}
 	InvalidCron          = Kind{"invalid-cron", "The cron schedule is invalid", http.StatusBadRequest}
 	InvalidTimezone      = Kind{"invalid-timezone", "The timezone is unknown", http.StatusBadRequest}
+	InvalidFilter        = Kind{"invalid-filter", "The event filter is invalid", http.StatusBadRequest}
 	InvalidQuery         = Kind{"invalid-query", "A query parameter is invalid", http.StatusBadRequest}
 	InvalidCursor        = Kind{"invalid-cursor", "The cursor is not one this API issued", http.StatusBadRequest}
 	InvalidHeader        = Kind{"invalid-header", "A request header is invalid", http.StatusBadRequest}
 	IdempotencyKeyReused = Kind{"idempotency-key-reused", "The Idempotency-Key was used for another request", http.StatusUnprocessableEntity}
+	AlreadyExists        = Kind{"already-exists", "The name is taken", http.StatusConflict}
 	JobFinished          = Kind{"job-finished", "The job has ended", http.StatusConflict}
 	Unauthorized         = Kind{"unauthorized", "A valid bearer token is required", http.StatusUnauthorized}
 	NotFound             = Kind{"not-found", "Not found", http.StatusNotFound}

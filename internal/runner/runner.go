@@ -24,7 +24,17 @@ type Spec struct {
 	Timeout time.Duration
 	// Labels are the job's own, for the attempt's Job and pod.
 	Labels map[string]string
+	// Event is the CloudEvent that started the job, in CloudEvents JSON,
+	// for a job a binding's event started; nil otherwise. The function
+	// reads it from function.EnvEvent, or, when it is larger than
+	// MaxEventEnv, from the file function.EnvEventFile names.
+	Event []byte
 }
+
+// MaxEventEnv is the largest event a runner puts in a function's
+// environment: well under the 128 KiB that Linux allows one environment
+// string (MAX_ARG_STRLEN), with room for the rest of the environment.
+const MaxEventEnv = 32 << 10
 
 // Deadline returns how long the attempt may run under a runner whose own
 // deadline is max: the spec's timeout, when it has one within max. A

@@ -20,6 +20,11 @@ type Config struct {
 	Host string `envconfig:"KJOBS_HOST" default:"127.0.0.1"`
 	// Port is the API's port. Defaults to 8080.
 	Port int `envconfig:"PORT" default:"8080"`
+	// BrokerPort is the port of the in-process Broker's ingress, on
+	// loopback: CloudEvents sent there run the functions of the bindings
+	// that select them, as events sent to the Broker do in a cluster.
+	// Defaults to 8081.
+	BrokerPort int `envconfig:"KJOBS_BROKER_PORT" default:"8081"`
 	// RedisURL is the Redis to keep state in, as redis://[:password@]host:port/db.
 	// Defaults to an embedded in-memory Redis, lost when the stack stops.
 	RedisURL string `envconfig:"REDIS_URL"`
@@ -80,6 +85,9 @@ const (
 func (c *Config) validate() error {
 	if c.Port < 0 || c.Port > 65535 {
 		return fmt.Errorf("PORT %d: want 0 to 65535", c.Port)
+	}
+	if c.BrokerPort < 0 || c.BrokerPort > 65535 {
+		return fmt.Errorf("KJOBS_BROKER_PORT %d: want 0 to 65535", c.BrokerPort)
 	}
 	if c.TokensFile == "" {
 		ip := net.ParseIP(c.Host)

@@ -1,6 +1,7 @@
 // Package stack wires the whole kjobs pipeline into one process for
 // `make run`: the API, an in-process Broker applying the Triggers' delivery
-// spec, the dispatcher with its dead-letter path, a runner and a scheduler.
+// spec, the dispatcher with its dead-letter path, a runner, a scheduler and
+// the bindings the Broker matches events against.
 // With KJOBS_RUNNER=kubernetes the attempts are Jobs and the schedules
 // PingSources in the cluster of KUBECONFIG; otherwise nothing but this
 // process and the processor binary is needed.
@@ -24,6 +25,7 @@ import (
 	eventingclient "knative.dev/eventing/pkg/client/clientset/versioned"
 
 	"github.com/kjobs/kjobs/internal/api"
+	localbinding "github.com/kjobs/kjobs/internal/binding/local"
 	"github.com/kjobs/kjobs/internal/catalog"
 	"github.com/kjobs/kjobs/internal/cluster"
 	"github.com/kjobs/kjobs/internal/delivery"
@@ -38,9 +40,18 @@ import (
 	"github.com/kjobs/kjobs/internal/store"
 )
 
-// Run runs the stack until ctx ends. The API listens on api; nil listens
-// on cfg.Host and cfg.Port.
-func Run(ctx context.Context, cfg Config, apiListener net.Listener, log *slog.Logger) error {
+// Listeners are where the stack listens, for a caller that opened them
+// itself, such as a test on ports the system chose.
+type Listeners struct {
+	// API defaults to cfg.Host and cfg.Port.
+	API net.Listener
+	// Broker is the in-process Broker's ingress. It defaults to loopback
+	// and cfg.BrokerPort.
+	Broker net.Listener
+}
+
+// Run runs the stack until ctx ends, listening on ls.
+func Run(ctx context.Context, cfg Config, ls Listeners, log *slog.Logger) error {
 	if err := cfg.validate(); err != nil {
 		return fmt.Errorf("stack: %w", err)
 	}
@@ -96,6 +107,11 @@ func Run(ctx context.Context, cfg Config, apiListener net.Listener, log *slog.Lo
 		})
 	}
 
+	// Bindings are the in-process Broker's Triggers, under either runner:
+	// events reach this stack through that Broker, which matches them with
+	// bindings.Match.
+	bindings := localbinding.New()
+
 	dispatchURL := &url.URL{Scheme: "http", Host: dispatchListener.Addr().String(), Path: "/"}
 	broker, err := delivery.NewLocal(dispatchURL, dispatchURL.JoinPath(dispatch.DeadLetterPath), delivery.Options{Log: log})
 	if err != nil {
@@ -109,6 +125,7 @@ func Run(ctx context.Context, cfg Config, apiListener net.Listener, log *slog.Lo
 	}
 
 	d := dispatch.New(st, run, log.With("component", "dispatcher"))
+	d.SetBindings(bindings)
 	d.SetFunctions(functions)
 	caps, err := cfg.caps(data)
 	if err != nil {
@@ -133,18 +150,34 @@ func Run(ctx context.Context, cfg Config, apiListener net.Listener, log *slog.Lo
 	} else {
 		log.Warn("API auth is off: no KJOBS_AUTH_TOKENS_FILE; listening on loopback only")
 	}
+	apiListener := ls.API
 	if apiListener == nil {
 		if apiListener, err = net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))); err != nil {
 			dispatchListener.Close()
 			return fmt.Errorf("stack: %w", err)
 		}
 	}
+	// The ingress has no auth, as a Broker's has none: it listens on
+	// loopback only.
+	brokerListener := ls.Broker
+	if brokerListener == nil {
+		if brokerListener, err = net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.BrokerPort))); err != nil {
+			dispatchListener.Close()
+			apiListener.Close()
+			return fmt.Errorf("stack: KJOBS_BROKER_PORT: %w", err)
+		}
+	}
+	brokerServer := httpserver.New(&ingress{
+		broker: broker, bindings: bindings, dispatcher: dispatchURL, log: log.With("component", "broker"),
+	}, httpserver.Timeouts{}, log)
 	apiServer := httpserver.New(api.New(api.Config{
-		Store: st, Sender: broker, Schedules: schedules, Functions: functions, JobDeadline: cfg.JobDeadline, Auth: auth,
+		Store: st, Sender: broker, Schedules: schedules, Bindings: bindings, Functions: functions,
+		JobDeadline: cfg.JobDeadline, Auth: auth,
 		Log: log.With("component", "api"),
 	}), httpserver.Timeouts{}, log)
 
-	log.Info("kjobs is running", "api", "http://"+apiListener.Addr().String(), "runner", cfg.Runner, "redis", redisName(cfg.RedisURL))
+	log.Info("kjobs is running", "api", "http://"+apiListener.Addr().String(), "broker", "http://"+brokerListener.Addr().String(),
+		"runner", cfg.Runner, "redis", redisName(cfg.RedisURL))
 	g.Go(func() error { return broker.Run(ctx) })
 	g.Go(func() error { return d.Reconcile(ctx) })
 	g.Go(func() error { return d.Sweep(ctx, broker, cfg.SweepAfter) })
@@ -152,6 +185,7 @@ func Run(ctx context.Context, cfg Config, apiListener net.Listener, log *slog.Lo
 	g.Go(func() error { return d.Cancels(ctx) })
 	g.Go(func() error { return dispatchServer.Serve(ctx, dispatchListener) })
 	g.Go(func() error { return apiServer.Serve(ctx, apiListener) })
+	g.Go(func() error { return brokerServer.Serve(ctx, brokerListener) })
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) {
 		return nil

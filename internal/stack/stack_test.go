@@ -29,6 +29,8 @@ func TestMain(m *testing.M) {
 type client struct {
 	t   *testing.T
 	url string
+	// broker is the in-process Broker's ingress.
+	broker string
 }
 
 // start runs the local stack, on a real redis-server, until the test ends.
@@ -36,6 +38,10 @@ type client struct {
 func start(t *testing.T, options ...func(*stack.Config)) client {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bl, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,14 +58,14 @@ func start(t *testing.T, options ...func(*stack.Config)) client {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	go func() { done <- stack.Run(ctx, cfg, l, log) }()
+	go func() { done <- stack.Run(ctx, cfg, stack.Listeners{API: l, Broker: bl}, log) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("stack.Run: %v", err)
 		}
 	})
-	c := client{t: t, url: "http://" + l.Addr().String()}
+	c := client{t: t, url: "http://" + l.Addr().String(), broker: "http://" + bl.Addr().String()}
 	c.eventually(10*time.Second, func() bool {
 		resp, err := http.Get(c.url + "/readyz")
 		if err != nil {

@@ -18,6 +18,8 @@ const prefix = "kjobs:{kjobs}:"
 //	id, function, args (JSON), schedule, timeout (a Go duration, or ""),
 //	labels (JSON, or ""), status, attempt (current number),
 //	error, createdAt, updatedAt (Unix ms), a:<n> (attempt n as JSON),
+//	binding, eventSource, eventId, eventType and cloudevent (the event in
+//	CloudEvents JSON) for a job a binding's event started,
 //	deadLetter (the Broker's reason, kept while the attempt it gave up
 //	during still runs), seq (its place in its function's queue, once it
 //	met a cap) and slot ("1" while it holds a concurrency slot).
@@ -37,6 +39,10 @@ func statusKey(s job.Status) string { return prefix + "status:" + string(s) }
 // long, every entry would have been trimmed anyway. Neither a label key nor
 // a label value can hold '=', so the key names one label.
 func labelKey(k, v string) string { return prefix + "label:" + k + "=" + v }
+
+// bindingKey is a ZSET like labelKey of the jobs that binding's events
+// started, written, trimmed and expired the same way.
+func bindingKey(name string) string { return prefix + "binding:" + name }
 
 // statsKey is a HASH of counters: succeeded, failed, canceled, retries
 // (cumulative) and queued, waiting, running, retrying (jobs in that status

@@ -19,6 +19,8 @@ type ListOptions struct {
 	Status job.Status
 	// Labels keeps only jobs with every one of these labels.
 	Labels map[string]string
+	// Binding keeps only jobs that this binding's events started.
+	Binding string
 	// Limit is the page size. Defaults to 20; at most MaxLimit.
 	Limit int
 	// Cursor continues after the last job of an earlier page: the Next of
@@ -44,8 +46,9 @@ var memberPattern = regexp.MustCompile(`^[0-9]{13}:[a-z0-9-]{1,48}$`)
 // List returns jobs newest first. The cursor is an exact position in the
 // index, so pages neither repeat nor skip jobs created meanwhile.
 //
-// With labels, List walks the ZSET of one label, the first in key order.
-// Other labels, and a status with labels, filter the records it reads:
+// With a binding, List walks the ZSET of the binding's jobs; with labels
+// and no binding, the ZSET of one label, the first in key order. Other
+// labels, and a status with labels or a binding, filter the records it reads:
 // Redis keeps no index of each combination. Such a List reads at most
 // maxScan entries, so a request stays bounded whatever the filters; a page
 // may then hold fewer than Limit jobs, or none, and still have a Next that
@@ -66,6 +69,10 @@ func (s *Store) List(ctx context.Context, opts ListOptions) (Page, error) {
 		k := slices.Min(slices.Collect(maps.Keys(opts.Labels)))
 		key = labelKey(k, opts.Labels[k])
 		filter = len(opts.Labels) > 1 || opts.Status != ""
+	}
+	if opts.Binding != "" {
+		key = bindingKey(opts.Binding)
+		filter = len(opts.Labels) > 0 || opts.Status != ""
 	}
 	start := "+"
 	if opts.Cursor != "" {
@@ -140,9 +147,10 @@ func (s *Store) filteredPage(ctx context.Context, key, start string, opts ListOp
 	}
 }
 
-// matches reports whether j has opts' status, if any, and all its labels.
+// matches reports whether j has opts' status and binding, if any, and all
+// its labels.
 func matches(j job.Job, opts ListOptions) bool {
-	if opts.Status != "" && j.Status != opts.Status {
+	if opts.Status != "" && j.Status != opts.Status || opts.Binding != "" && j.Binding != opts.Binding {
 		return false
 	}
 	for k, v := range opts.Labels {

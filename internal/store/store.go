@@ -82,16 +82,20 @@ func (s *Store) Ping(ctx context.Context) error {
 // KEYS[5] idempotency key (only read when ARGV[8] is "1"),
 // KEYS[6] status:succeeded, KEYS[7] status:failed, KEYS[8] the schedule's
 // deletion mark (only read when ARGV[4] is not ""), KEYS[9] status:waiting,
-// KEYS[10] status:canceled, KEYS[11...] the label ZSETs of the job's labels.
+// KEYS[10] status:canceled, KEYS[11...] the label ZSETs of the job's labels
+// and the ZSET of its binding.
 // ARGV[1] id, ARGV[2] function, ARGV[3] args JSON, ARGV[4] schedule,
 // ARGV[5] now (Unix ms), ARGV[6] index member, ARGV[7] retention (s),
 // ARGV[8] "1" to honour the idempotency key, ARGV[9] the oldest member kept,
 // or "" not to trim, ARGV[10] timeout, ARGV[11] labels JSON, ARGV[12] the
-// oldest member kept in the label ZSETs.
+// oldest member kept in the label ZSETs, ARGV[13] the binding, ARGV[14]
+// the source and ARGV[15] the id of the event that started the job (or ""),
+// ARGV[16] its type, ARGV[17] the event itself in CloudEvents JSON.
 //
 // Returns {1, id, status} when created, {0, id} with the ID that already
 // stands for this job or idempotency key, {-1, ""} for a new job of a
-// deleted schedule. It also trims index entries older than the retention,
+// deleted schedule, {-2, id} when the job exists for another binding or
+// event: two events whose derived IDs collide. It also trims index entries older than the retention,
 // which keeps the index as small as the records it points to. The job's own
 // label ZSETs are trimmed on every create rather than every trimEvery, since
 // only a create with the label reaches them; each trim removes what expired
@@ -101,12 +105,24 @@ if ARGV[8] == "1" then
   local first = redis.call("GET", KEYS[5])
   if first then return {0, first} end
 end
-if redis.call("EXISTS", KEYS[1]) == 1 then return {0, ARGV[1]} end
+if redis.call("EXISTS", KEYS[1]) == 1 then
+  if ARGV[14] ~= "" then
+    local had = redis.call("HMGET", KEYS[1], "binding", "eventSource", "eventId")
+    if had[1] ~= ARGV[13] or had[2] ~= ARGV[14] or had[3] ~= ARGV[15] then return {-2, ARGV[1]} end
+  end
+  return {0, ARGV[1]}
+end
 if ARGV[4] ~= "" and redis.call("EXISTS", KEYS[8]) == 1 then return {-1, ""} end
 local id, fn, status, set = ARGV[1], ARGV[2], "queued", KEYS[3]
 local rec = {"id", id, "function", fn, "args", ARGV[3], "schedule", ARGV[4],
   "timeout", ARGV[10], "labels", ARGV[11], "attempt", 0,
   "member", ARGV[6], "createdAt", ARGV[5], "updatedAt", ARGV[5]}
+if ARGV[14] ~= "" then
+  for _, f in ipairs({"binding", ARGV[13], "eventSource", ARGV[14], "eventId", ARGV[15],
+      "eventType", ARGV[16], "cloudevent", ARGV[17]}) do
+    table.insert(rec, f)
+  end
+end
 local f, i = capsOf(fn)
 if f ~= nil or i ~= nil then
   -- admitNew's work, with what a new job needs written into its record.
@@ -154,6 +170,27 @@ return {1, id, status}
 // a schedule marked deleted is refused with ErrScheduleDeleted; one that
 // exists is returned as it is.
 func (s *Store) Create(ctx context.Context, id string, req job.Request, idempotencyKey string) (j job.Job, created bool, err error) {
+	return s.create(ctx, id, req, idempotencyKey, nil)
+}
+
+// ErrCollision is returned by CreateBound for a job ID that a job of
+// another binding or event holds already.
+var ErrCollision = errors.New("job ID held by another event")
+
+// CreateBound records the job that a binding's event starts, as Create
+// does, with req.Binding and req.Event naming them and cloudevent the event
+// in CloudEvents JSON, which the function receives (Event reads it back).
+// The ID is derived from the event (event.JobID), so a duplicate event
+// returns the job it created; one whose binding, source or id differ from
+// the job's is refused with ErrCollision rather than taken for it.
+func (s *Store) CreateBound(ctx context.Context, id string, req job.Request, cloudevent []byte) (j job.Job, created bool, err error) {
+	if req.Binding == "" || req.Event == nil || req.Event.Source == "" || req.Event.ID == "" {
+		return job.Job{}, false, fmt.Errorf("store.CreateBound %s: a bound job needs its binding, and its event's source and id", id)
+	}
+	return s.create(ctx, id, req, "", cloudevent)
+}
+
+func (s *Store) create(ctx context.Context, id string, req job.Request, idempotencyKey string, cloudevent []byte) (j job.Job, created bool, err error) {
 	now := s.now()
 	args, err := json.Marshal(argsOrEmpty(req.Args))
 	if err != nil {
@@ -177,9 +214,15 @@ func (s *Store) Create(ctx context.Context, id string, req job.Request, idempote
 	for _, k := range slices.Sorted(maps.Keys(req.Labels)) {
 		keys = append(keys, labelKey(k, req.Labels[k]))
 	}
+	var source, eventID, eventType string
+	if cloudevent != nil {
+		keys = append(keys, bindingKey(req.Binding))
+		source, eventID, eventType = req.Event.Source, req.Event.ID, req.Event.Type
+	}
 	res, err := createScript.Run(ctx, s.rdb, keys,
 		id, req.Function, args, req.Schedule, now.UnixMilli(), member(now, id), int64(s.retention/time.Second), useKey,
 		s.trimBound(now), timeout, labels, member(now.Add(-s.retention), ""),
+		req.Binding, source, eventID, eventType, cloudevent,
 	).Slice()
 	if err != nil {
 		return job.Job{}, false, fmt.Errorf("store.Create: %w", err)
@@ -187,16 +230,35 @@ func (s *Store) Create(ctx context.Context, id string, req job.Request, idempote
 	switch res[0].(int64) {
 	case -1:
 		return job.Job{}, false, fmt.Errorf("store.Create %s: schedule %s: %w", id, req.Schedule, ErrScheduleDeleted)
+	case -2:
+		return job.Job{}, false, fmt.Errorf("store.CreateBound %s: binding %s, event %q from %q: %w", id, req.Binding, req.Event.ID, req.Event.Source, ErrCollision)
 	case 1:
 		at := time.UnixMilli(now.UnixMilli())
-		return job.Job{
+		j := job.Job{
 			ID: id, Function: req.Function, Args: argsOrEmpty(req.Args), Status: job.Status(res[2].(string)),
 			Attempts: []job.Attempt{}, Schedule: req.Schedule, Timeout: req.Timeout, Labels: maps.Clone(req.Labels),
 			CreatedAt: at, UpdatedAt: at,
-		}, true, nil
+		}
+		if cloudevent != nil {
+			j.Binding, j.Event = req.Binding, req.Event
+		}
+		return j, true, nil
 	}
 	j, err = s.Get(ctx, res[1].(string))
 	return j, false, err
+}
+
+// Event returns the event that started job id, in CloudEvents JSON, or nil
+// for a job no binding's event started.
+func (s *Store) Event(ctx context.Context, id string) ([]byte, error) {
+	v, err := s.rdb.HGet(ctx, jobKey(id), "cloudevent").Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store.Event %s: %w", id, err)
+	}
+	return v, nil
 }
 
 // trimBound returns the oldest index member to keep, or "" when another

@@ -248,6 +248,10 @@ func decodeJob(f map[string]string) (job.Job, error) {
 		Schedule: f["schedule"],
 		Error:    f["error"],
 		Attempts: []job.Attempt{},
+		Binding:  f["binding"],
+	}
+	if f["eventSource"] != "" {
+		j.Event = &job.EventRef{Source: f["eventSource"], ID: f["eventId"], Type: f["eventType"]}
 	}
 	if err := json.Unmarshal([]byte(f["args"]), &j.Args); err != nil {
 		return job.Job{}, fmt.Errorf("decoding args: %w", err)

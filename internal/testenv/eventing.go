@@ -163,10 +163,23 @@ func Trigger(t testing.TB, cfg *rest.Config, ns, broker, name, subscriber string
 	if errs := tr.Validate(apis.WithinCreate(admission)).Filter(apis.ErrorLevel); errs != nil {
 		t.Fatalf("testenv: Trigger %s/%s is invalid: %v", ns, name, errs)
 	}
-	created := time.Now()
-	if tr, err = cs.EventingV1().Triggers(ns).Create(ctx, tr, metav1.CreateOptions{}); err != nil {
+	if _, err = cs.EventingV1().Triggers(ns).Create(ctx, tr, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("testenv: creating Trigger %s/%s: %v", ns, name, err)
 	}
+	return WaitTrigger(t, cfg, ns, broker, name)
+}
+
+// WaitTrigger waits until the Trigger ns/name of broker, created a moment
+// ago by Trigger or by the code under test, is Ready and the channel
+// dispatcher has taken up its subscription, and returns it. A Trigger that
+// stays NoAddress for a few seconds is nudged with an annotation change, as
+// reconciling it again makes it find the Broker's channel.
+func WaitTrigger(t testing.TB, cfg *rest.Config, ns, broker, name string) *eventingv1.Trigger {
+	t.Helper()
+	cs := eventing(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+	defer cancel()
+	created := time.Now()
 	lw := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
@@ -177,7 +190,7 @@ func Trigger(t testing.TB, cfg *rest.Config, ns, broker, name, subscriber string
 			return cs.EventingV1().Triggers(ns).Watch(ctx, o)
 		},
 	}
-	last := tr
+	last := &eventingv1.Trigger{}
 	ready := func(e watch.Event) (bool, error) {
 		if tr, ok := e.Object.(*eventingv1.Trigger); ok {
 			last = tr
@@ -187,7 +200,7 @@ func Trigger(t testing.TB, cfg *rest.Config, ns, broker, name, subscriber string
 	}
 	for nudges := 0; ; nudges++ {
 		round, cancelRound := context.WithTimeout(ctx, 10*time.Second)
-		_, err = watchtools.UntilWithSync(round, lw, &eventingv1.Trigger{}, nil, ready)
+		_, err := watchtools.UntilWithSync(round, lw, &eventingv1.Trigger{}, nil, ready)
 		cancelRound()
 		if err == nil {
 			break

@@ -11,16 +11,24 @@ import (
 
 var echo = function.Func{
 	Name: "echo",
-	Doc:  "Succeeds with its arguments as compact JSON, keys sorted.",
+	Doc:  "Succeeds with its arguments as compact JSON, keys sorted; for a job an event started, with the event too: {\"args\": ..., \"event\": ...}.",
 	// Every argument is echoed, so every object is accepted.
 	Schema: `{"type": "object"}`,
 	Run:    runEcho,
 }
 
 func runEcho(_ context.Context, env function.Env) (string, error) {
-	args := env.Args
-	if args == nil {
+	var args any = env.Args
+	if env.Args == nil {
 		args = function.Args{} // "{}" rather than "null"
+	}
+	if env.Event != nil {
+		// What a bound job's function was given, for a look with GET
+		// /jobs/<id>: the event in CloudEvents JSON.
+		args = struct {
+			Args  any `json:"args"`
+			Event any `json:"event"`
+		}{args, env.Event}
 	}
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)

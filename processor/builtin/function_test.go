@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/kjobs/kjobs/internal/catalog"
@@ -218,4 +219,28 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// TestEchoEvent checks that echo shows what a bound job's function is
+// given: its args and the whole event.
+func TestEchoEvent(t *testing.T) {
+	t.Parallel()
+	e := cloudevents.NewEvent()
+	e.SetID("3f1c/2026-12-01T10:00:00Z#17")
+	e.SetSource("arn:aws:s3:::photos")
+	e.SetType("com.amazonaws.s3.object-created")
+	if err := e.SetData(cloudevents.ApplicationJSON, map[string]string{"key": "cat.png"}); err != nil {
+		t.Fatal(err)
+	}
+	env := testEnv(1, function.Args{"size": json.Number("64")})
+	env.Event = &e
+	f, _ := lookup("echo")
+	got, err := f.Run(context.Background(), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"args":{"size":64},"event":{"specversion":"1.0","id":"3f1c/2026-12-01T10:00:00Z#17","source":"arn:aws:s3:::photos","type":"com.amazonaws.s3.object-created","datacontenttype":"application/json","data":{"key":"cat.png"}}}`
+	if got != want {
+		t.Errorf("Run() = %s\nwant %s", got, want)
+	}
 }

@@ -1,12 +1,13 @@
 // Command api serves the kjobs HTTP API as a Knative Service: it records
 // jobs in Redis, sends their events to the Broker at K_SINK and keeps
-// schedules as PingSources in its namespace. It checks every request
-// against the declared functions: the built-in ones and those of the
-// functions ConfigMap, which it watches.
+// schedules as PingSources and bindings as Triggers in its namespace. It
+// checks every request against the declared functions: the built-in ones
+// and those of the functions ConfigMap, which it watches.
 package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -19,8 +20,10 @@ import (
 	"github.com/redis/go-redis/v9"
 	"k8s.io/client-go/kubernetes"
 	eventingclient "knative.dev/eventing/pkg/client/clientset/versioned"
+	"knative.dev/pkg/apis"
 
 	"github.com/kjobs/kjobs/internal/api"
+	"github.com/kjobs/kjobs/internal/binding/trigger"
 	"github.com/kjobs/kjobs/internal/catalog"
 	"github.com/kjobs/kjobs/internal/cluster"
 	"github.com/kjobs/kjobs/internal/delivery"
@@ -48,10 +51,15 @@ type envConfig struct {
 	JobDeadline time.Duration `envconfig:"KJOBS_JOB_DEADLINE" default:"10m"`
 	// Retention is how long finished jobs are kept.
 	Retention time.Duration `envconfig:"KJOBS_RETENTION" default:"168h"`
-	// Namespace holds the PingSources. Defaults to the pod's own namespace.
+	// Namespace holds the PingSources and the bindings' Triggers. Defaults
+	// to the pod's own namespace.
 	Namespace string `envconfig:"KJOBS_NAMESPACE"`
-	// Broker is the PingSources' sink.
+	// Broker is the PingSources' sink and the bindings' Triggers' Broker.
 	Broker string `envconfig:"KJOBS_BROKER" default:"kjobs"`
+	// Dispatcher is the absolute URL the bindings' Triggers deliver to,
+	// for a dispatcher that is not the Knative Service kjobs-dispatcher of
+	// the namespace, which they deliver to by default.
+	Dispatcher string `envconfig:"KJOBS_DISPATCHER_URL"`
 	// FunctionsConfigMap declares the functions beside the built-in ones,
 	// in Namespace. Defaults to kjobs-functions.
 	FunctionsConfigMap string `envconfig:"KJOBS_FUNCTIONS_CONFIGMAP" default:"kjobs-functions"`
@@ -90,6 +98,14 @@ func run(log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	bindings := trigger.Config{Namespace: namespace, Broker: env.Broker}
+	if env.Dispatcher != "" {
+		u, err := apis.ParseURL(env.Dispatcher)
+		if err != nil || !u.URL().IsAbs() {
+			return fmt.Errorf("KJOBS_DISPATCHER_URL %q: want an absolute URL", env.Dispatcher)
+		}
+		bindings.Dispatcher.URI = u
+	}
 	kube, err := kubernetes.NewForConfig(restCfg)
 	if err != nil {
 		return err
@@ -108,6 +124,7 @@ func run(log *slog.Logger) error {
 		Store:       store.New(rdb, store.Options{Retention: env.Retention}),
 		Sender:      sender,
 		Schedules:   ping.New(eventing, ping.Config{Namespace: namespace, Broker: env.Broker}),
+		Bindings:    trigger.New(eventing, bindings),
 		Functions:   functions,
 		JobDeadline: env.JobDeadline,
 		Auth:        auth,

@@ -25,7 +25,7 @@ func main() {
 		log.Error("bad configuration", "error", err)
 		os.Exit(2)
 	}
-	if err := stack.Run(ctx, cfg, nil, log); err != nil {
+	if err := stack.Run(ctx, cfg, stack.Listeners{}, log); err != nil {
 		log.Error("kjobs stopped", "error", err)
 		os.Exit(1)
 	}

@@ -360,6 +360,7 @@ func startLocal(t *testing.T, ctx context.Context, c cluster) api {
 		"KJOBS_NAMESPACE="+c.ns,
 		"KJOBS_PROCESSOR_IMAGE=example.com/p:1",
 		fmt.Sprintf("PORT=%d", port),
+		fmt.Sprintf("KJOBS_BROKER_PORT=%d", testenv.FreePort(t)),
 		"REDIS_URL=redis://"+testenv.RedisAddr(t),
 		"KJOBS_JOB_DEADLINE=2m",
 	)

@@ -67,12 +67,24 @@ func TestRBAC(t *testing.T) {
 		{access{"kjobs-dispatcher", "list", "", "configmaps", "", false}, deny},
 		{access{"kjobs-dispatcher", "get", "", "configmaps", "kube-root-ca.crt", false}, deny},
 		{access{"kjobs-dispatcher", "update", "", "configmaps", "kjobs-functions", false}, deny},
+		// It hands a large event to its Job in a Secret it creates, and
+		// reads none.
+		{access{"kjobs-dispatcher", "create", "", "secrets", "", false}, allow},
 		{access{"kjobs-dispatcher", "get", "", "secrets", "", false}, deny},
+		{access{"kjobs-dispatcher", "list", "", "secrets", "", false}, deny},
+		{access{"kjobs-dispatcher", "update", "", "secrets", "", false}, deny},
 		{access{"kjobs-dispatcher", "get", "", "secrets", "kjobs-redis", false}, deny},
 		{access{"kjobs-dispatcher", "update", "batch", "jobs", "", false}, deny},
 		{access{"kjobs-dispatcher", "create", "", "pods", "", false}, deny},
 		{access{"kjobs-dispatcher", "create", "batch", "jobs", "", true}, deny},
 		{access{"kjobs-dispatcher", "create", "sources.knative.dev", "pingsources", "", false}, deny},
+		// It reads the bindings' Triggers, and changes none.
+		{access{"kjobs-dispatcher", "get", "eventing.knative.dev", "triggers", "", false}, allow},
+		{access{"kjobs-dispatcher", "list", "eventing.knative.dev", "triggers", "", false}, allow},
+		{access{"kjobs-dispatcher", "watch", "eventing.knative.dev", "triggers", "", false}, allow},
+		{access{"kjobs-dispatcher", "create", "eventing.knative.dev", "triggers", "", false}, deny},
+		{access{"kjobs-dispatcher", "delete", "eventing.knative.dev", "triggers", "", false}, deny},
+		{access{"kjobs-dispatcher", "list", "eventing.knative.dev", "triggers", "", true}, deny},
 
 		// The API manages PingSources in its namespace, reads the functions
 		// ConfigMap by name, and nothing else.
@@ -87,6 +99,19 @@ func TestRBAC(t *testing.T) {
 		{access{"kjobs-api", "create", "batch", "jobs", "", false}, deny},
 		{access{"kjobs-api", "get", "", "secrets", "", false}, deny},
 		{access{"kjobs-api", "get", "", "secrets", "kjobs-api-tokens", false}, deny},
+		// It manages the bindings' Triggers in its namespace, which it
+		// creates and deletes whole (which Triggers: TestAdmissionPolicy).
+		{access{"kjobs-api", "create", "eventing.knative.dev", "triggers", "", false}, allow},
+		{access{"kjobs-api", "get", "eventing.knative.dev", "triggers", "", false}, allow},
+		{access{"kjobs-api", "list", "eventing.knative.dev", "triggers", "", false}, allow},
+		{access{"kjobs-api", "watch", "eventing.knative.dev", "triggers", "", false}, allow},
+		{access{"kjobs-api", "delete", "eventing.knative.dev", "triggers", "", false}, allow},
+		{access{"kjobs-api", "update", "eventing.knative.dev", "triggers", "", false}, deny},
+		{access{"kjobs-api", "patch", "eventing.knative.dev", "triggers", "", false}, deny},
+		{access{"kjobs-api", "deletecollection", "eventing.knative.dev", "triggers", "", false}, deny},
+		{access{"kjobs-api", "create", "eventing.knative.dev", "triggers", "", true}, deny},
+		{access{"kjobs-api", "delete", "eventing.knative.dev", "triggers", "", true}, deny},
+		{access{"kjobs-api", "create", "eventing.knative.dev", "brokers", "", false}, deny},
 		{access{"kjobs-api", "get", "", "configmaps", "kjobs-functions", false}, allow},
 		{access{"kjobs-api", "watch", "", "configmaps", "kjobs-functions", false}, allow},
 		{access{"kjobs-api", "list", "", "configmaps", "", false}, deny},
@@ -156,6 +181,7 @@ func TestJobAccountCanDoNothing(t *testing.T) {
 		{"kjobs-job", "get", "", "secrets", "", false},
 		{"kjobs-job", "create", "batch", "jobs", "", false},
 		{"kjobs-job", "list", "sources.knative.dev", "pingsources", "", false},
+		{"kjobs-job", "list", "eventing.knative.dev", "triggers", "", false},
 	} {
 		if allowed(t, cs, ns, "", a) {
 			t.Errorf("%s: allowed", a)

@@ -227,6 +227,9 @@ func newStack(t testing.TB, opts options) *stack {
 		"KJOBS_AUTH_DISABLED=true",
 		"KJOBS_NAMESPACE=" + s.ns,
 		"KJOBS_BROKER=" + brokerName,
+		// The bindings' Triggers deliver to the dispatcher process, as
+		// config/'s Triggers do here.
+		"KJOBS_DISPATCHER_URL=" + s.dispatcherURL,
 		"KJOBS_RETENTION=168h",
 		"KUBECONFIG=" + s.kubeconfig,
 	}

@@ -147,12 +147,16 @@ func (r *Runner) Start(ctx context.Context, spec runner.Spec) (job.Attempt, erro
 		return job.Attempt{}, fmt.Errorf("kube.Start: %w", err)
 	}
 	want := newJob(r.cfg, spec, p)
+	withEvent(want, spec.Event)
 	got, err := r.client.BatchV1().Jobs(r.cfg.Namespace).Create(ctx, want, metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
 		got, err = r.adopt(ctx, want)
 	}
 	if err != nil {
 		return job.Attempt{}, fmt.Errorf("kube.Start: Job %s: %w", want.Name, err)
+	}
+	if err := r.ensureEventSecret(ctx, got, spec.Event); err != nil {
+		return job.Attempt{}, fmt.Errorf("kube.Start: %w", err)
 	}
 	return attemptOf(got, spec.Attempt, r.podsOf(got)), nil
 }

@@ -190,6 +190,16 @@ func (r *Runner) start(spec runner.Spec) (*attempt, error) {
 		return nil, err
 	}
 
+	temps := []string{termLog.Name(), stderr.Name()}
+	eventEnv, err := r.eventEnv(spec.Event)
+	if err != nil {
+		removeAll(temps)
+		return nil, err
+	}
+	if v, ok := strings.CutPrefix(eventEnv, function.EnvEventFile+"="); ok {
+		temps = append(temps, v)
+	}
+
 	stoppable, stop := context.WithCancelCause(r.life)
 	deadline := spec.Deadline(r.cfg.Deadline)
 	ctx, cancelDeadline := context.WithTimeoutCause(stoppable, deadline, errDeadline)
@@ -203,6 +213,9 @@ func (r *Runner) start(spec runner.Spec) (*attempt, error) {
 		function.EnvJobID + "=" + spec.JobID,
 		function.EnvAttempt + "=" + strconv.Itoa(spec.Attempt),
 		function.EnvTerminationLog + "=" + termLog.Name(),
+	}
+	if eventEnv != "" {
+		cmd.Env = append(cmd.Env, eventEnv)
 	}
 	for _, name := range []string{"PATH", "HOME"} {
 		if v, ok := os.LookupEnv(name); ok {
@@ -220,7 +233,7 @@ func (r *Runner) start(spec runner.Spec) (*attempt, error) {
 	stderr.Close() // the child has its own descriptor
 	if err != nil {
 		cancel()
-		removeAll([]string{termLog.Name(), stderr.Name()})
+		removeAll(temps)
 		return nil, err
 	}
 	a := &attempt{
@@ -237,13 +250,42 @@ func (r *Runner) start(spec runner.Spec) (*attempt, error) {
 	go func() {
 		defer r.wg.Done()
 		defer cancel()
-		r.await(ctx, cmd, spec.JobID, deadline, a, termLog.Name(), stderr.Name())
+		r.await(ctx, cmd, spec.JobID, deadline, a, temps)
 	}()
 	return a, nil
 }
 
-// await waits for the child of a to exit and records how it ended.
-func (r *Runner) await(ctx context.Context, cmd *exec.Cmd, jobID string, deadline time.Duration, a *attempt, termLog, stderr string) {
+// eventEnv returns the environment variable that gives the child the event
+// that started its job, if any: the event itself, or the name of a file,
+// readable by this user only, that holds an event too large for the
+// environment, as a pod gets it from a Secret.
+func (r *Runner) eventEnv(event []byte) (string, error) {
+	switch {
+	case event == nil:
+		return "", nil
+	case len(event) <= runner.MaxEventEnv:
+		return function.EnvEvent + "=" + string(event), nil
+	}
+	f, err := os.CreateTemp(r.cfg.Dir, "kjobs-*.event")
+	if err != nil {
+		return "", err
+	}
+	_, err = f.Write(event)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return function.EnvEventFile + "=" + f.Name(), nil
+}
+
+// await waits for the child of a to exit and records how it ended, then
+// removes its temporary files: temps[0] is its termination log, temps[1]
+// its stderr.
+func (r *Runner) await(ctx context.Context, cmd *exec.Cmd, jobID string, deadline time.Duration, a *attempt, temps []string) {
+	termLog, stderr := temps[0], temps[1]
 	waitErr := cmd.Wait()
 	// Whatever the child left behind in its group goes with it, as a pod's
 	// processes go with its container.
@@ -271,7 +313,7 @@ func (r *Runner) await(ctx context.Context, cmd *exec.Cmd, jobID string, deadlin
 			msg = describe(waitErr, context.Cause(ctx), deadline)
 		}
 	}
-	removeAll([]string{termLog, stderr})
+	removeAll(temps)
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
