@@ -122,3 +122,51 @@ func TestPaths(t *testing.T) {
 		t.Errorf("DeadLetterPath = %q, want %q", got, want)
 	}
 }
+
+// FuzzDecode feeds POST /jobs/bindings bodies to Decode: it never panics,
+// refuses with a *job.FieldError, and what it accepts has a valid name, a
+// filter and args that are an object, and decodes again to itself.
+func FuzzDecode(f *testing.F) {
+	f.Add([]byte(`{"name":"uploads","filter":{"type":"com.amazonaws.s3.object-created"},"function":"echo"}`))
+	f.Add([]byte(`{"name":"p","filters":[{"prefix":{"source":"https://github.com/"}},{"not":{"exact":{"subject":"x"}}}],"function":"echo","args":{"a":[1,{"b":null}]}}`))
+	f.Add([]byte(`{"name":"c","filters":[{"cesql":"type LIKE 'com.%'"}],"function":"echo"}`))
+	f.Add([]byte(`{"name":"x","filter":{},"function":"echo"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		b, err := binding.Decode(data)
+		if err != nil {
+			var fe *job.FieldError
+			if !errors.As(err, &fe) {
+				t.Fatalf("Decode(%q) = %T %v, want a *job.FieldError", data, err, err)
+			}
+			return
+		}
+		if !binding.CheckName(b.Name) || len(b.Filter)+len(b.Filters) == 0 || b.Function == "" {
+			t.Fatalf("Decode(%q) accepted %+v", data, b)
+		}
+		if len(b.Args) > 0 && b.Args[0] != '{' {
+			t.Fatalf("Decode(%q) accepted args %s, not an object", data, b.Args)
+		}
+		again, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		_ = json.Unmarshal(again, &m)
+		delete(m, "createdAt")
+		again, _ = json.Marshal(m)
+		b2, err := binding.Decode(again)
+		if err != nil {
+			t.Fatalf("Decode of what it accepted, %s: %v", again, err)
+		}
+		// Args are compared as JSON values: encoding escapes what
+		// decoding unescapes.
+		asValue := cmp.Transformer("value", func(r json.RawMessage) any {
+			var v any
+			_ = json.Unmarshal(r, &v)
+			return v
+		})
+		if diff := cmp.Diff(b, b2, asValue); diff != "" {
+			t.Fatalf("Decode(%s) differs from what it decoded first (-first +again):\n%s", again, diff)
+		}
+	})
+}

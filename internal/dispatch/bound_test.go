@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
@@ -123,4 +124,34 @@ func TestDeadLetterBound(t *testing.T) {
 		t.Errorf("%d attempts, want 3", len(j.Attempts))
 	}
 	checkStats(t, d.store, job.Stats{Failed: 1, Retries: 2})
+}
+
+// TestResendBound checks that a bound job whose event was lost, which the
+// sweep or a hand-off sends again as a job request, still gives its
+// function the event that started it.
+func TestResendBound(t *testing.T) {
+	d, _ := boundServer(t)
+	ctx := context.Background()
+	e := s3Event(t, "lost")
+	b := binding.Binding{Name: "uploads", Function: "echo"}
+	req, ce, err := boundRequest(b, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := event.JobID("uploads", e.Source(), e.ID())
+	j, _, err := d.store.CreateBound(ctx, id, req, ce)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s sent
+	if err := resend(ctx, &s, j); err != nil {
+		t.Fatal(err)
+	}
+	if res := d.Receive(ctx, s.events[0]); status(t, res) != http.StatusOK {
+		t.Fatalf("the re-sent request answered %v", res)
+	}
+	got := waitStatus(t, d.store, id, job.Succeeded)
+	if msg := got.Attempts[0].Message; !strings.Contains(msg, `"id":"lost"`) || !strings.Contains(msg, `"data":{"key":"cat.png"}`) {
+		t.Errorf("echo was given %s, want the job's event", msg)
+	}
 }

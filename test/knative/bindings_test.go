@@ -14,8 +14,11 @@ import (
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/google/go-cmp/cmp"
+	batchv1 "k8s.io/api/batch/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/watch"
 	"knative.dev/eventing/pkg/adapter/apiserver/events"
 	eventingclient "knative.dev/eventing/pkg/client/clientset/versioned"
 
@@ -261,4 +264,47 @@ func compact(t *testing.T, data []byte) []byte {
 		t.Fatalf("%v: %s", err, data)
 	}
 	return b.Bytes()
+}
+
+// BenchmarkBoundEventToJob measures what BenchmarkIngressToJob measures for
+// kjobs' own events, for an event of another source that a binding
+// selects: from the Broker's ingress taking it to its Job existing. The
+// difference is the binding's Trigger and the job recorded from the event.
+func BenchmarkBoundEventToJob(b *testing.B) {
+	pool := testenv.NewPool()
+	s := newStack(b, options{functions: map[string]string{"sleep": testenv.OnPool(pool)}})
+	ctx := timeout(b, 30*time.Minute)
+	name := s.bind(ctx, `{"name":"uploads","filter":{"type":"com.amazonaws.s3.object-created"},"function":"sleep","args":{"seconds":20}}`)
+	w, err := s.kube.BatchV1().Jobs(s.ns).Watch(ctx, metav1.ListOptions{
+		LabelSelector: labels.Set{"app.kubernetes.io/managed-by": "kjobs"}.String(),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Stop()
+	url := s.eventing.BrokerURL(s.ns, brokerName)
+	var durations []time.Duration
+	begin := time.Now()
+	for n := 0; b.Loop(); n++ {
+		e := event{id: fmt.Sprintf("photos/%d#%d", n, time.Now().UnixNano()), typ: "com.amazonaws.s3.object-created", source: "arn:aws:s3:::photos", data: []byte(`{"key":"cat.png"}`)}
+		id := kevent.JobID(name, e.source, e.id)
+		t0 := time.Now()
+		if status, body := e.post(b, ctx, url); status != http.StatusAccepted {
+			b.Fatalf("the ingress answered %d, want 202: %s", status, body)
+		}
+		for created := false; !created; {
+			select {
+			case ev, ok := <-w.ResultChan():
+				if !ok {
+					b.Fatal("the watch of Jobs ended")
+				}
+				j, isJob := ev.Object.(*batchv1.Job)
+				created = isJob && ev.Type == watch.Added && j.Labels[labelJobID] == id
+			case <-ctx.Done():
+				b.Fatalf("no Job for event %s: %v", e.id, ctx.Err())
+			}
+		}
+		durations = append(durations, time.Since(t0))
+	}
+	report(b, durations, time.Since(begin))
 }
