@@ -286,6 +286,32 @@ func TestArgsSchemaErrors(t *testing.T) {
 	assertNothingWritten(t, e)
 }
 
+// TestFunctionUnavailable checks the answer to a request for a declared
+// function that cannot run in this install: under make run, which has no
+// container runtime, a function with an image and no local binary.
+func TestFunctionUnavailable(t *testing.T) {
+	functions := catalog.New(true)
+	if err := functions.Set(map[string]string{"resize": resizeDecl}); err != nil {
+		t.Fatal(err)
+	}
+	rdb := testenv.Redis(t)
+	sender := &recorder{}
+	srv := httptest.NewServer(api.New(api.Config{Store: store.New(rdb, store.Options{}), Sender: sender, Functions: functions}))
+	t.Cleanup(srv.Close)
+	resp, body := env{url: srv.URL}.do(t, request{"POST", "/jobs", `{"function":"resize","args":{"url":"u"}}`, nil})
+	checkProblem(t, resp, body, problem.FunctionUnavailable)
+	var p problem.Details
+	if err := json.Unmarshal(body, &p); err != nil {
+		t.Fatal(err)
+	}
+	if want := "make run has no container runtime; name a binary for it with local: in KJOBS_FUNCTIONS_FILE"; p.Field != "function" || !strings.Contains(p.Detail, want) {
+		t.Errorf("problem field %q detail %q, want field function and a detail saying %q", p.Field, p.Detail, want)
+	}
+	if keys := rdb.Keys(context.Background(), "*").Val(); len(keys) != 0 || len(sender.sent()) != 0 {
+		t.Errorf("the refused request wrote %v to Redis and sent %d events", keys, len(sender.sent()))
+	}
+}
+
 // checkProblem checks that an answer is the problem document of kind.
 func checkProblem(t *testing.T, resp *http.Response, body []byte, kind problem.Kind) {
 	t.Helper()

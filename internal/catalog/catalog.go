@@ -75,9 +75,7 @@ func PlacementFields() []string { return slices.Clone(placementFields) }
 type Function struct {
 	Name string
 	Declaration
-	// Builtin is a function of the processor image.
-	Builtin bool
-	schema  *jsonschema.Schema
+	schema *jsonschema.Schema
 }
 
 //go:embed builtin.yaml
@@ -124,7 +122,6 @@ func New(local bool) *Catalog {
 		if err != nil {
 			panic(fmt.Sprintf("catalog: builtin.yaml: %v", err))
 		}
-		f.Builtin = true
 		c.builtin[n] = f
 	}
 	return c
@@ -238,10 +235,12 @@ func (c *Catalog) Lookup(fn string) (*Function, error) {
 		return nil, &UnrunnableError{Function: fn, Reason: bad.Error() + "; the operator must fix it"}
 	case !ok:
 		return nil, &UnknownError{Function: fn, Known: c.Names()}
-	case c.local && f.Local == "":
+	case c.local && f.Local == "" && f.Image != "":
 		return nil, &UnrunnableError{Function: fn, Reason: fmt.Sprintf("function %q runs in image %s, and make run has no container runtime; name a binary for it with local: in KJOBS_FUNCTIONS_FILE", fn, f.Image)}
+	case c.local && f.Local == "":
+		return nil, &UnrunnableError{Function: fn, Reason: fmt.Sprintf("function %q declares no binary to run under make run; name one with local: in KJOBS_FUNCTIONS_FILE", fn)}
 	case !c.local && f.Image == "":
-		return nil, &UnrunnableError{Function: fn, Reason: fmt.Sprintf("function %q declares no image, only a local binary, which runs under make run alone; declare its image in kjobs-functions", fn)}
+		return nil, &UnrunnableError{Function: fn, Reason: fmt.Sprintf("function %q declares no image; declare the image that runs it in kjobs-functions (local: runs under make run alone)", fn)}
 	}
 	return f, nil
 }

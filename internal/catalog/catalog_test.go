@@ -85,7 +85,7 @@ func TestSet(t *testing.T) {
 
 func TestCheck(t *testing.T) {
 	t.Parallel()
-	data := map[string]string{"resize": resize, "dev": "local: /tmp/dev"}
+	data := map[string]string{"resize": resize, "dev": "local: /tmp/dev", "typed": "argsSchema: {type: object}"}
 	tests := []struct {
 		name  string
 		local bool
@@ -101,12 +101,14 @@ func TestCheck(t *testing.T) {
 		{"missing", false, "resize", `{}`, &ArgsError{Function: "resize", Errors: []FieldError{{Pointer: "/args", Detail: "missing properties 'url', 'width'"}}}},
 		{"pointer escaped", false, "resize", `{"url": "u", "width": 1, "a/b~c": 1}`, &ArgsError{Function: "resize", Errors: []FieldError{{Pointer: "/args", Detail: "additional properties 'a/b~c' not allowed"}}}},
 		{"built-in", false, "sleep", `{"seconds": -1}`, &ArgsError{Function: "sleep", Errors: []FieldError{{Pointer: "/args/seconds", Detail: "minimum: got -1, want 0"}}}},
-		{"unknown", false, "thumbnail", `{}`, &UnknownError{Function: "thumbnail", Known: []string{"dev", "echo", "fail", "flaky", "resize", "sample", "sleep"}}},
+		{"unknown", false, "thumbnail", `{}`, &UnknownError{Function: "thumbnail", Known: []string{"dev", "echo", "fail", "flaky", "resize", "sample", "sleep", "typed"}}},
 		{"image under make run", true, "resize", `{"url": "u", "width": 1}`, &UnrunnableError{Function: "resize",
 			Reason: `function "resize" runs in image registry.example/team/resize@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef, and make run has no container runtime; name a binary for it with local: in KJOBS_FUNCTIONS_FILE`}},
 		{"local under make run", true, "dev", `{}`, nil},
 		{"local in a cluster", false, "dev", `{}`, &UnrunnableError{Function: "dev",
-			Reason: `function "dev" declares no image, only a local binary, which runs under make run alone; declare its image in kjobs-functions`}},
+			Reason: `function "dev" declares no image; declare the image that runs it in kjobs-functions (local: runs under make run alone)`}},
+		{"schema alone under make run", true, "typed", `{}`, &UnrunnableError{Function: "typed",
+			Reason: `function "typed" declares no binary to run under make run; name one with local: in KJOBS_FUNCTIONS_FILE`}},
 		{"built-in under make run", true, "echo", `{"any": [1]}`, nil},
 	}
 	for _, tt := range tests {

@@ -396,6 +396,10 @@ func (d *Dispatcher) request(e cloudevents.Event) (job.Request, error) {
 // check checks req against its function's declaration.
 func (d *Dispatcher) check(req job.Request) error {
 	if err := d.functions.Check(req.Function, req.Args); err != nil {
+		var unknown *catalog.UnknownError
+		if errors.As(err, &unknown) {
+			return fmt.Errorf("unknown function %q", req.Function)
+		}
 		return fmt.Errorf("function %s: %w", req.Function, err)
 	}
 	return nil

@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"testing"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
@@ -14,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
 
+	"github.com/kjobs/kjobs/internal/catalog"
 	"github.com/kjobs/kjobs/internal/event"
 	"github.com/kjobs/kjobs/internal/job"
 	"github.com/kjobs/kjobs/internal/runner/local"
@@ -89,6 +92,53 @@ func TestReceive(t *testing.T) {
 			}
 			if j.Status != tc.wantStatus || len(j.Attempts) != tc.attempts {
 				t.Errorf("job %s with %d attempts, want %s with %d", j.Status, len(j.Attempts), tc.wantStatus, tc.attempts)
+			}
+		})
+	}
+}
+
+// TestDeclaredFunctions checks that the dispatcher runs a function only as
+// declared: a declared one runs its own binary, and one whose args fail its
+// schema, or that cannot run here, is answered 400 with nothing recorded.
+func TestDeclaredFunctions(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "resize")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\nprintf 'resized %s' \"$KJOBS_ARGS\" > \"$KJOBS_TERMINATION_LOG\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	functions := catalog.New(true)
+	if err := functions.Set(map[string]string{
+		"resize":    "local: " + bin + "\nargsSchema: {type: object, properties: {width: {type: integer, minimum: 1}}}",
+		"thumbnail": "image: ghcr.io/team/thumbnail:1",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		data    string
+		want    int
+		message string // the attempt's, for a job that ran
+	}{
+		{"declared", `{"function":"resize","args":{"width":300}}`, http.StatusOK, `resized {"width":300}`},
+		{"args its schema refuses", `{"function":"resize","args":{"width":0}}`, http.StatusBadRequest, ""},
+		{"an image, which make run cannot run", `{"function":"thumbnail"}`, http.StatusBadRequest, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			st := store.New(testenv.Redis(t), store.Options{})
+			r := local.New(local.Config{Processor: processor, Functions: functions, Dir: t.TempDir()})
+			t.Cleanup(r.Close)
+			d := New(st, r, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			d.SetFunctions(functions)
+			e := requested(t, tc.data)
+			if got := status(t, d.Receive(context.Background(), e)); got != tc.want {
+				t.Errorf("answer %d, want %d", got, tc.want)
+			}
+			j, err := st.Get(context.Background(), e.ID())
+			switch {
+			case tc.want != http.StatusOK && err == nil:
+				t.Error("a job was recorded for it")
+			case tc.want == http.StatusOK && (err != nil || len(j.Attempts) != 1 || j.Attempts[0].Message != tc.message):
+				t.Errorf("job = %+v, %v; want one attempt with message %q", j, err, tc.message)
 			}
 		})
 	}

@@ -11,7 +11,6 @@ package builtin
 import (
 	"encoding/json"
 	"fmt"
-	"slices"
 
 	"sigs.k8s.io/yaml"
 
@@ -21,16 +20,6 @@ import (
 // Funcs returns the built-in functions, sorted by name.
 func Funcs() []function.Func {
 	return []function.Func{echo, fail, flaky, sample, sleep}
-}
-
-// Lookup returns the built-in function called name.
-func Lookup(name string) (function.Func, bool) {
-	fs := Funcs()
-	i := slices.IndexFunc(fs, func(f function.Func) bool { return f.Name == name })
-	if i < 0 {
-		return function.Func{}, false
-	}
-	return fs[i], true
 }
 
 // Declarations returns the generated declaration of the built-in

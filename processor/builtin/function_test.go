@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -29,8 +30,8 @@ func TestFuncs(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Funcs() names mismatch (-want +got):\n%s", diff)
 	}
-	if _, ok := Lookup("missing"); ok {
-		t.Error(`Lookup("missing") found a function`)
+	if _, ok := lookup("missing"); ok {
+		t.Error(`lookup("missing") found a function`)
 	}
 }
 
@@ -90,7 +91,7 @@ func TestCheck(t *testing.T) {
 		t.Run(tt.fn+"/"+tt.args, func(t *testing.T) {
 			t.Parallel()
 			args := decode(t, tt.args)
-			f, _ := Lookup(tt.fn)
+			f, _ := lookup(tt.fn)
 			var err error
 			if f.Check != nil {
 				err = f.Check(args)
@@ -120,6 +121,16 @@ func TestDeclarationsGenerated(t *testing.T) {
 	if diff := cmp.Diff(string(want), string(got)); diff != "" {
 		t.Errorf("internal/catalog/builtin.yaml is stale; run go generate ./processor/builtin (-want +got):\n%s", diff)
 	}
+}
+
+// lookup returns the built-in function called name.
+func lookup(name string) (function.Func, bool) {
+	fs := Funcs()
+	i := slices.IndexFunc(fs, func(f function.Func) bool { return f.Name == name })
+	if i < 0 {
+		return function.Func{}, false
+	}
+	return fs[i], true
 }
 
 func decode(t *testing.T, s string) function.Args {
@@ -160,7 +171,7 @@ func TestRun(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			f, _ := Lookup(tt.fn)
+			f, _ := lookup(tt.fn)
 			got, err := f.Run(context.Background(), testEnv(tt.attempt, tt.args))
 			if got != tt.want || errString(err) != tt.wantErr {
 				t.Errorf("Run() = %q, %q; want %q, %q", got, errString(err), tt.want, tt.wantErr)
@@ -186,7 +197,7 @@ func TestRunInterrupted(t *testing.T) {
 			t.Parallel()
 			ctx, cancel := context.WithCancelCause(context.Background())
 			time.AfterFunc(10*time.Millisecond, func() { cancel(errors.New("terminated signal received")) })
-			f, _ := Lookup(tt.fn)
+			f, _ := lookup(tt.fn)
 			start := time.Now()
 			got, err := f.Run(ctx, testEnv(1, tt.args))
 			if got != "" || !strings.HasPrefix(errString(err), tt.want) || !strings.HasSuffix(errString(err), ": terminated signal received") {
@@ -223,7 +234,7 @@ func TestEchoEvent(t *testing.T) {
 	}
 	env := testEnv(1, function.Args{"size": json.Number("64")})
 	env.Event = &e
-	f, _ := Lookup("echo")
+	f, _ := lookup("echo")
 	got, err := f.Run(context.Background(), env)
 	if err != nil {
 		t.Fatal(err)
