@@ -69,7 +69,7 @@ func TestConcurrentDeliveriesStayApart(t *testing.T) {
 
 			crossed := 0
 			for i := range each {
-				if a := answers[2*i]; a.err != nil || a.status != http.StatusBadRequest || !strings.Contains(a.body, `function "nope" does not exist`) {
+				if a := answers[2*i]; a.err != nil || a.status != http.StatusBadRequest || !strings.Contains(a.body, `unknown function "nope"`) {
 					crossed++
 					t.Errorf("round %d: delivery of job %s answered %v, want 400 unknown function", round, delivered[i], a)
 				}
