@@ -14,11 +14,9 @@ import (
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/google/go-cmp/cmp"
-	batchv1 "k8s.io/api/batch/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/watch"
 	"knative.dev/eventing/pkg/adapter/apiserver/events"
 	eventingclient "knative.dev/eventing/pkg/client/clientset/versioned"
 
@@ -292,18 +290,7 @@ func BenchmarkBoundEventToJob(b *testing.B) {
 		if status, body := e.post(b, ctx, url); status != http.StatusAccepted {
 			b.Fatalf("the ingress answered %d, want 202: %s", status, body)
 		}
-		for created := false; !created; {
-			select {
-			case ev, ok := <-w.ResultChan():
-				if !ok {
-					b.Fatal("the watch of Jobs ended")
-				}
-				j, isJob := ev.Object.(*batchv1.Job)
-				created = isJob && ev.Type == watch.Added && j.Labels[labelJobID] == id
-			case <-ctx.Done():
-				b.Fatalf("no Job for event %s: %v", e.id, ctx.Err())
-			}
-		}
+		waitCreated(b, ctx, w, id)
 		durations = append(durations, time.Since(t0))
 	}
 	report(b, durations, time.Since(begin))

@@ -182,21 +182,29 @@ func BenchmarkIngressToJob(b *testing.B) {
 		if status, body := requestedEvent(id, sleep20).post(b, ctx, url); status != http.StatusAccepted {
 			b.Fatalf("the ingress answered %d, want 202: %s", status, body)
 		}
-		for created := false; !created; {
-			select {
-			case ev, ok := <-w.ResultChan():
-				if !ok {
-					b.Fatal("the watch of Jobs ended")
-				}
-				j, isJob := ev.Object.(*batchv1.Job)
-				created = isJob && ev.Type == watch.Added && j.Labels[labelJobID] == id
-			case <-ctx.Done():
-				b.Fatalf("no Job for event %s: %v", id, ctx.Err())
-			}
-		}
+		waitCreated(b, ctx, w, id)
 		durations = append(durations, time.Since(t0))
 	}
 	report(b, durations, time.Since(begin))
+}
+
+// waitCreated waits until w, a watch of kjobs' Jobs, sees a Job of job id
+// added.
+func waitCreated(b *testing.B, ctx context.Context, w watch.Interface, id string) {
+	b.Helper()
+	for {
+		select {
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				b.Fatal("the watch of Jobs ended")
+			}
+			if j, isJob := ev.Object.(*batchv1.Job); isJob && ev.Type == watch.Added && j.Labels[labelJobID] == id {
+				return
+			}
+		case <-ctx.Done():
+			b.Fatalf("no Job for job %s: %v", id, ctx.Err())
+		}
+	}
 }
 
 // report adds the p50 and p99 of durations, and the rate, to b's results.
