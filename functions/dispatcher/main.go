@@ -142,9 +142,7 @@ func run(log *slog.Logger) error {
 	// otherwise find a declared function unknown; WatchFunctions keeps
 	// them current.
 	functions := catalog.New(false)
-	if err := functions.Set(runner.Functions()); err != nil {
-		log.Error("the functions ConfigMap has malformed entries; their functions are refused", "error", err)
-	}
+	functions.Update(runner.Functions(), log)
 	d.SetFunctions(functions)
 	handler := d.Handler(prometheus.NewRegistry())
 	l, err := net.Listen("tcp", net.JoinHostPort(env.Host, strconv.Itoa(env.Port)))
@@ -159,9 +157,7 @@ func run(log *slog.Logger) error {
 	g.Go(func() error { return d.Cancels(ctx) })
 	g.Go(func() error {
 		return runner.WatchFunctions(ctx, func(data map[string]string) {
-			if err := functions.Set(data); err != nil {
-				log.Error("the functions ConfigMap has malformed entries; their functions are refused", "error", err)
-			}
+			functions.Update(data, log)
 			caps, err := dispatch.CapsFor(env.MaxRunning, data)
 			if err != nil {
 				log.Error("the functions ConfigMap has malformed entries; their functions are not capped", "error", err)

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"strings"
@@ -162,6 +163,15 @@ func (c *Catalog) Set(data map[string]string) error {
 		errs = append(errs, malformed[key])
 	}
 	return errors.Join(errs...)
+}
+
+// Update sets the declarations of a ConfigMap that a watch delivers, as Set
+// does, logging its malformed entries: a watch has no caller to return
+// them to, and one bad key must not stop the others from being served.
+func (c *Catalog) Update(data map[string]string, log *slog.Logger) {
+	if err := c.Set(data); err != nil {
+		log.Error("the functions ConfigMap has malformed entries; their functions are refused", "error", err)
+	}
 }
 
 // parse reads one entry, as JSON, strictly: a misspelt field is an error,

@@ -26,11 +26,8 @@ func Watch(ctx context.Context, client kubernetes.Interface, namespace, name str
 	informer := coreinformers.NewFilteredConfigMapInformer(client, namespace, 0, cache.Indexers{}, func(o *metav1.ListOptions) {
 		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
 	})
-	set := func(data map[string]string) {
-		if err := c.Set(data); err != nil {
-			log.Error("the functions ConfigMap has malformed entries; their functions are refused", "configMap", namespace+"/"+name, "error", err)
-		}
-	}
+	log = log.With("configMap", namespace+"/"+name)
+	set := func(data map[string]string) { c.Update(data, log) }
 	if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { set(obj.(*corev1.ConfigMap).Data) },
 		UpdateFunc: func(_, obj any) { set(obj.(*corev1.ConfigMap).Data) },

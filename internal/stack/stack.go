@@ -95,15 +95,9 @@ func Run(ctx context.Context, cfg Config, ls Listeners, log *slog.Logger) error 
 	if kr, ok := run.(*kube.Runner); ok {
 		// Jobs run what the cluster's functions ConfigMap declares, so the
 		// catalog follows it, as the API's and the dispatcher's do.
-		if err := functions.Set(kr.Functions()); err != nil {
-			log.Error("the functions ConfigMap has malformed entries; their functions are refused", "error", err)
-		}
+		functions.Update(kr.Functions(), log)
 		g.Go(func() error {
-			return kr.WatchFunctions(ctx, func(data map[string]string) {
-				if err := functions.Set(data); err != nil {
-					log.Error("the functions ConfigMap has malformed entries; their functions are refused", "error", err)
-				}
-			})
+			return kr.WatchFunctions(ctx, func(data map[string]string) { functions.Update(data, log) })
 		})
 	}
 
