@@ -173,23 +173,14 @@ func (d *Dispatcher) Receive(ctx context.Context, e cloudevents.Event) protocol.
 	case err != nil:
 		return d.unavailable(log, err)
 	}
-	var ce []byte
-	if req.Binding != "" {
-		// The sweep or a hand-off sent a bound job's request again: its
-		// function still gets the event that started it.
-		if err := d.retry(ctx, log, "reading the job's event", func() (err error) {
-			ce, err = d.store.Event(ctx, id)
-			return err
-		}); err != nil {
-			return d.unavailable(log, err)
-		}
-	}
-	return d.run(ctx, log, id, j, req, ce)
+	return d.run(ctx, log, id, j, req, nil)
 }
 
 // run starts or adopts the next attempt of job j, recorded from req, and
-// answers for it; ce is the event that started the job, for its function,
-// when a binding's event did.
+// answers for it. ce is the event that started the job, for its function,
+// when a binding's event did; nil for a bound job's request that the sweep
+// or a hand-off sent again, whose event is then read from the store when an
+// attempt starts.
 func (d *Dispatcher) run(ctx context.Context, log *slog.Logger, id string, j job.Job, req job.Request, ce []byte) protocol.Result {
 	if j.Status.Terminal() {
 		// A redelivery racing the dead-letter sink, a duplicate tick or a
@@ -255,6 +246,14 @@ func (d *Dispatcher) run(ctx context.Context, log *slog.Logger, id string, j job
 		return cloudevents.ResultACK
 	case err != nil:
 		return d.unavailable(log, err)
+	}
+	if ce == nil && req.Binding != "" {
+		if err := d.retry(ctx, log, "reading the job's event", func() (err error) {
+			ce, err = d.store.Event(ctx, id)
+			return err
+		}); err != nil {
+			return d.unavailable(log, err)
+		}
 	}
 	if err := d.retry(ctx, log, "creating the attempt's Job", func() error {
 		_, err := d.runner.Start(ctx, runner.Spec{

@@ -191,13 +191,13 @@ func (r *Runner) start(spec runner.Spec) (*attempt, error) {
 	}
 
 	temps := []string{termLog.Name(), stderr.Name()}
-	eventEnv, err := r.eventEnv(spec.Event)
+	eventEnv, eventFile, err := r.eventEnv(spec.Event)
 	if err != nil {
 		removeAll(temps)
 		return nil, err
 	}
-	if v, ok := strings.CutPrefix(eventEnv, function.EnvEventFile+"="); ok {
-		temps = append(temps, v)
+	if eventFile != "" {
+		temps = append(temps, eventFile)
 	}
 
 	stoppable, stop := context.WithCancelCause(r.life)
@@ -256,19 +256,19 @@ func (r *Runner) start(spec runner.Spec) (*attempt, error) {
 }
 
 // eventEnv returns the environment variable that gives the child the event
-// that started its job, if any: the event itself, or the name of a file,
-// readable by this user only, that holds an event too large for the
+// that started its job, if any: the event itself, or the name of file, a
+// file readable by this user only that holds an event too large for the
 // environment, as a pod gets it from a Secret.
-func (r *Runner) eventEnv(event []byte) (string, error) {
+func (r *Runner) eventEnv(event []byte) (env, file string, err error) {
 	switch {
 	case event == nil:
-		return "", nil
+		return "", "", nil
 	case len(event) <= runner.MaxEventEnv:
-		return function.EnvEvent + "=" + string(event), nil
+		return function.EnvEvent + "=" + string(event), "", nil
 	}
 	f, err := os.CreateTemp(r.cfg.Dir, "kjobs-*.event")
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	_, err = f.Write(event)
 	if cerr := f.Close(); err == nil {
@@ -276,9 +276,9 @@ func (r *Runner) eventEnv(event []byte) (string, error) {
 	}
 	if err != nil {
 		os.Remove(f.Name())
-		return "", err
+		return "", "", err
 	}
-	return function.EnvEventFile + "=" + f.Name(), nil
+	return function.EnvEventFile + "=" + f.Name(), f.Name(), nil
 }
 
 // await waits for the child of a to exit and records how it ended, then
