@@ -16,7 +16,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/labels"
 	"knative.dev/eventing/pkg/adapter/apiserver/events"
 	eventingclient "knative.dev/eventing/pkg/client/clientset/versioned"
 
@@ -273,13 +272,7 @@ func BenchmarkBoundEventToJob(b *testing.B) {
 	s := newStack(b, options{functions: map[string]string{"sleep": testenv.OnPool(pool)}})
 	ctx := timeout(b, 30*time.Minute)
 	name := s.bind(ctx, `{"name":"uploads","filter":{"type":"com.amazonaws.s3.object-created"},"function":"sleep","args":{"seconds":20}}`)
-	w, err := s.kube.BatchV1().Jobs(s.ns).Watch(ctx, metav1.ListOptions{
-		LabelSelector: labels.Set{"app.kubernetes.io/managed-by": "kjobs"}.String(),
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer w.Stop()
+	w := s.watchKjobsJobs(ctx)
 	url := s.eventing.BrokerURL(s.ns, brokerName)
 	var durations []time.Duration
 	begin := time.Now()

@@ -166,13 +166,7 @@ func BenchmarkIngressToJob(b *testing.B) {
 	pool := testenv.NewPool()
 	s := newStack(b, options{functions: map[string]string{"sleep": testenv.OnPool(pool)}})
 	ctx := timeout(b, 30*time.Minute)
-	w, err := s.kube.BatchV1().Jobs(s.ns).Watch(ctx, metav1.ListOptions{
-		LabelSelector: labels.Set{"app.kubernetes.io/managed-by": "kjobs"}.String(),
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer w.Stop()
+	w := s.watchKjobsJobs(ctx)
 	url := s.eventing.BrokerURL(s.ns, brokerName)
 	var durations []time.Duration
 	begin := time.Now()
@@ -186,6 +180,20 @@ func BenchmarkIngressToJob(b *testing.B) {
 		durations = append(durations, time.Since(t0))
 	}
 	report(b, durations, time.Since(begin))
+}
+
+// watchKjobsJobs watches the Jobs kjobs creates in the stack's namespace,
+// until the test ends.
+func (s *stack) watchKjobsJobs(ctx context.Context) watch.Interface {
+	s.t.Helper()
+	w, err := s.kube.BatchV1().Jobs(s.ns).Watch(ctx, metav1.ListOptions{
+		LabelSelector: labels.Set{"app.kubernetes.io/managed-by": "kjobs"}.String(),
+	})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(w.Stop)
+	return w
 }
 
 // waitCreated waits until w, a watch of kjobs' Jobs, sees a Job of job id
