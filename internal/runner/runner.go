@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/kjobs/kjobs/internal/job"
@@ -57,6 +58,18 @@ func Name(jobID string, attempt int) string {
 
 // ErrNotFound is returned by Wait for an attempt that was never started.
 var ErrNotFound = errors.New("attempt not found")
+
+// ErrLogGone is returned by Logs.Open for an attempt that was started but
+// whose output is no longer kept: its pod was deleted, or the local runner
+// removed its log file.
+var ErrLogGone = errors.New("attempt's log is no longer kept")
+
+// Logs reads attempts' output.
+type Logs interface {
+	// Open returns the output of the attempt runner.Name(jobID, attempt). With follow it streams until the attempt ends or ctx is done.
+	// It returns ErrLogGone when the attempt's output is no longer kept, ErrNotFound when no such attempt was started.
+	Open(ctx context.Context, jobID string, attempt int, follow bool) (io.ReadCloser, error)
+}
 
 // Recorder keeps what a runner observes of attempts: that one started, and
 // how it ended. The dispatcher's store is the one Recorder; its moves are

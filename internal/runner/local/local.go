@@ -7,6 +7,15 @@
 // attempt number, the way the Kubernetes runner finds its Jobs by label. A
 // child process outlives the request that started it, as a Job does, so that
 // a redelivery adopts it; Close stops the children that are still running.
+//
+// # Logs
+//
+// A child's stdout and stderr both go to one file per attempt, in
+// Config.Dir, as a container's two streams go to one pod log. The file
+// outlives the attempt, so that Open can serve it, until Config.KeepLogs
+// later attempts have started or the runner closes. The child writes to it
+// directly, not through a pipe, so nothing bounds its size as it grows: Open
+// serves at most its last MaxLogRead bytes instead.
 package local
 
 import (
@@ -15,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"slices"
@@ -44,6 +54,16 @@ const (
 	ReasonStopped = "Stopped"
 )
 
+// MaxLogRead bounds what Open serves of an attempt's log: its last MaxLogRead
+// bytes, as a kubelet keeps the end of a container's log once it rotates it.
+// The child writes its log file itself, so this bound can only be kept when
+// the file is read.
+const MaxLogRead = 10 << 20
+
+// logPoll is how often a followed log is read again for what the child has
+// written since, while the attempt runs; its end is told by a channel.
+const logPoll = 200 * time.Millisecond
+
 // gracePeriod is how long a stopped child has between SIGTERM and SIGKILL,
 // as a pod has between the two when its Job's deadline passes.
 const gracePeriod = 10 * time.Second
@@ -59,9 +79,13 @@ type Config struct {
 	// Deadline bounds each attempt, like a Job's activeDeadlineSeconds; a
 	// Spec's shorter Timeout bounds its attempt instead. Defaults to 10m.
 	Deadline time.Duration
-	// Dir is where the children's termination messages and stderr are kept
-	// while they run. Defaults to os.TempDir().
+	// Dir is where the children's termination messages are kept while they
+	// run, and their logs until KeepLogs later attempts have started or the
+	// runner closes. Defaults to os.TempDir().
 	Dir string
+	// KeepLogs is how many attempts' logs are kept: once more have started,
+	// the oldest finished attempts' logs are removed. Defaults to 1000.
+	KeepLogs int
 }
 
 // Runner runs attempts as child processes. It is safe for concurrent use.
@@ -75,6 +99,8 @@ type Runner struct {
 	mu       sync.Mutex
 	closed   bool
 	attempts map[key]*attempt
+	// logs holds the attempts whose log files are kept, oldest first.
+	logs []key
 	// changed holds the attempts that started or ended since Reconcile
 	// last recorded them.
 	changed workqueue.TypedRateLimitingInterface[key]
@@ -85,10 +111,13 @@ type key struct {
 	attempt int
 }
 
-// attempt is one child process. rec is guarded by Runner.mu; done is closed
-// once rec holds the outcome.
+// attempt is one child process. rec and log are guarded by Runner.mu; done
+// is closed once rec holds the outcome.
 type attempt struct {
-	rec  job.Attempt
+	rec job.Attempt
+	// log is the path of the file of the child's stdout and stderr, or ""
+	// once it is removed.
+	log  string
 	done chan struct{}
 	// stop ends the child's context, which stops the child.
 	stop context.CancelCauseFunc
@@ -100,7 +129,10 @@ var (
 	errStopped  = errors.New("stopped")
 )
 
-var _ runner.Runner = (*Runner)(nil)
+var (
+	_ runner.Runner = (*Runner)(nil)
+	_ runner.Logs   = (*Runner)(nil)
+)
 
 // New returns a Runner for cfg, with its defaults applied.
 func New(cfg Config) *Runner {
@@ -109,6 +141,9 @@ func New(cfg Config) *Runner {
 	}
 	if cfg.Dir == "" {
 		cfg.Dir = os.TempDir()
+	}
+	if cfg.KeepLogs <= 0 {
+		cfg.KeepLogs = 1000
 	}
 	life, stopAll := context.WithCancelCause(context.Background())
 	return &Runner{
@@ -148,6 +183,8 @@ func (r *Runner) Start(_ context.Context, spec runner.Spec) (job.Attempt, error)
 		return job.Attempt{}, fmt.Errorf("local.Start: %s: %w", runner.Name(spec.JobID, spec.Attempt), err)
 	}
 	r.attempts[k] = a
+	r.logs = append(r.logs, k)
+	r.trimLogs()
 	r.changed.Add(k)
 	return snapshot(a.rec), nil
 }
@@ -176,7 +213,7 @@ func (r *Runner) start(spec runner.Spec) (*attempt, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The child writes its termination message and stderr to files rather
+	// The child writes its termination message and its log to files rather
 	// than pipes, so that a grandchild holding them open cannot delay the
 	// attempt's end.
 	termLog, err := os.CreateTemp(r.cfg.Dir, "kjobs-*.termination-log")
@@ -184,16 +221,18 @@ func (r *Runner) start(spec runner.Spec) (*attempt, error) {
 		return nil, err
 	}
 	termLog.Close()
-	stderr, err := os.CreateTemp(r.cfg.Dir, "kjobs-*.stderr")
+	logFile, err := os.CreateTemp(r.cfg.Dir, runner.Name(spec.JobID, spec.Attempt)+"-*.log")
 	if err != nil {
 		os.Remove(termLog.Name())
 		return nil, err
 	}
 
-	temps := []string{termLog.Name(), stderr.Name()}
+	// temps go when the attempt ends; the log stays for Open.
+	temps := []string{termLog.Name()}
 	eventEnv, eventFile, err := r.eventEnv(spec.Event)
 	if err != nil {
-		removeAll(temps)
+		logFile.Close()
+		removeAll(append(temps, logFile.Name()))
 		return nil, err
 	}
 	if eventFile != "" {
@@ -222,7 +261,10 @@ func (r *Runner) start(spec runner.Spec) (*attempt, error) {
 			cmd.Env = append(cmd.Env, name+"="+v)
 		}
 	}
-	cmd.Stderr = stderr
+	// One file for both streams, as a pod's log: the child's two
+	// descriptors share one offset, so its lines interleave as written.
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
 	// A group of its own lets the deadline stop whatever the child started,
 	// as deleting a pod does, and keeps a terminal's Ctrl-C to the runner.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -230,10 +272,10 @@ func (r *Runner) start(spec runner.Spec) (*attempt, error) {
 	cmd.WaitDelay = gracePeriod
 
 	err = cmd.Start()
-	stderr.Close() // the child has its own descriptor
+	logFile.Close() // the child has its own descriptors
 	if err != nil {
 		cancel()
-		removeAll(temps)
+		removeAll(append(temps, logFile.Name()))
 		return nil, err
 	}
 	a := &attempt{
@@ -243,6 +285,7 @@ func (r *Runner) start(spec runner.Spec) (*attempt, error) {
 			StartedAt: time.Now().UTC(),
 			Outcome:   job.OutcomeRunning,
 		},
+		log:  logFile.Name(),
 		done: make(chan struct{}),
 		stop: stop,
 	}
@@ -250,7 +293,7 @@ func (r *Runner) start(spec runner.Spec) (*attempt, error) {
 	go func() {
 		defer r.wg.Done()
 		defer cancel()
-		r.await(ctx, cmd, spec.JobID, deadline, a, temps)
+		r.await(ctx, cmd, spec.JobID, deadline, a, logFile.Name(), temps)
 	}()
 	return a, nil
 }
@@ -282,10 +325,11 @@ func (r *Runner) eventEnv(event []byte) (env, file string, err error) {
 }
 
 // await waits for the child of a to exit and records how it ended, then
-// removes its temporary files: temps[0] is its termination log, temps[1]
-// its stderr.
-func (r *Runner) await(ctx context.Context, cmd *exec.Cmd, jobID string, deadline time.Duration, a *attempt, temps []string) {
-	termLog, stderr := temps[0], temps[1]
+// removes its temporary files, of which temps[0] is its termination log. Its
+// log, at logPath, stays: it is removed by trimLogs or Close, only once the
+// attempt has finished, so it is still there to be read here.
+func (r *Runner) await(ctx context.Context, cmd *exec.Cmd, jobID string, deadline time.Duration, a *attempt, logPath string, temps []string) {
+	termLog := temps[0]
 	waitErr := cmd.Wait()
 	// Whatever the child left behind in its group goes with it, as a pod's
 	// processes go with its container.
@@ -307,7 +351,7 @@ func (r *Runner) await(ctx context.Context, cmd *exec.Cmd, jobID string, deadlin
 		// failure without a message is explained by the end of its log, or
 		// else by how the child ended.
 		if msg == "" {
-			msg = readTail(stderr, function.MaxMessage)
+			msg = readTail(logPath, function.MaxMessage)
 		}
 		if msg == "" {
 			msg = describe(waitErr, context.Cause(ctx), deadline)
@@ -324,6 +368,103 @@ func (r *Runner) await(ctx context.Context, cmd *exec.Cmd, jobID string, deadlin
 	a.rec.Message = msg
 	close(a.done)
 	r.changed.Add(key{jobID, a.rec.Attempt})
+	// Logs beyond KeepLogs that were kept while this attempt ran may go now.
+	r.trimLogs()
+}
+
+// trimLogs removes the logs of the oldest finished attempts beyond
+// Config.KeepLogs. A running attempt's log is kept, whatever its age, as its
+// child still writes it. r.mu must be held.
+func (r *Runner) trimLogs() {
+	excess := len(r.logs) - r.cfg.KeepLogs
+	if excess <= 0 {
+		return
+	}
+	kept := r.logs[:0]
+	for _, k := range r.logs {
+		if a := r.attempts[k]; excess > 0 && a.rec.FinishedAt != nil {
+			os.Remove(a.log)
+			a.log = ""
+			excess--
+			continue
+		}
+		kept = append(kept, k)
+	}
+	clear(r.logs[len(kept):])
+	r.logs = kept
+}
+
+// Open returns the log of attempt n of jobID: what its child wrote to stdout
+// and stderr, at most the last MaxLogRead bytes. With follow, the reader
+// returns io.EOF only once the attempt has finished and all of it is read,
+// or ctx's error once ctx is done. Open returns runner.ErrNotFound for an
+// attempt this runner never started and runner.ErrLogGone for one whose log
+// was removed.
+func (r *Runner) Open(ctx context.Context, jobID string, n int, follow bool) (io.ReadCloser, error) {
+	r.mu.Lock()
+	a, ok := r.attempts[key{jobID, n}]
+	var path string
+	if ok {
+		path = a.log
+	}
+	r.mu.Unlock()
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("local.Open: %s: %w", runner.Name(jobID, n), runner.ErrNotFound)
+	case path == "":
+		return nil, fmt.Errorf("local.Open: %s: %w", runner.Name(jobID, n), runner.ErrLogGone)
+	}
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Removed since it was looked up; once open, it stays readable.
+		return nil, fmt.Errorf("local.Open: %s: %w", runner.Name(jobID, n), runner.ErrLogGone)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("local.Open: %w", err)
+	}
+	if fi, err := f.Stat(); err == nil && fi.Size() > MaxLogRead {
+		if _, err := f.Seek(fi.Size()-MaxLogRead, io.SeekStart); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("local.Open: %w", err)
+		}
+	}
+	if !follow {
+		return f, nil
+	}
+	return &follower{f: f, ctx: ctx, done: a.done, tick: time.NewTicker(logPoll)}, nil
+}
+
+// follower reads a log file as its child writes it, until the child has
+// exited and the file is read to its end.
+type follower struct {
+	f    *os.File
+	ctx  context.Context
+	done <-chan struct{}
+	tick *time.Ticker
+	// ended is set once done is closed: nothing writes the file after that,
+	// as the child's whole process group is gone.
+	ended bool
+}
+
+func (l *follower) Read(p []byte) (int, error) {
+	for {
+		n, err := l.f.Read(p)
+		if n > 0 || err != io.EOF || l.ended {
+			return n, err
+		}
+		select {
+		case <-l.done:
+			l.ended = true
+		case <-l.ctx.Done():
+			return 0, l.ctx.Err()
+		case <-l.tick.C:
+		}
+	}
+}
+
+func (l *follower) Close() error {
+	l.tick.Stop()
+	return l.f.Close()
 }
 
 // Attempts returns every attempt of jobID this runner started, ordered by
@@ -400,13 +541,23 @@ func (r *Runner) Reconcile(ctx context.Context, rec runner.Recorder) error {
 }
 
 // Close stops every running child, SIGTERM first and SIGKILL after a grace
-// period, and returns once all have exited. Start fails after Close.
+// period, and returns once all have exited, having removed every attempt's
+// log. Start fails after Close, and Open of any attempt returns
+// runner.ErrLogGone.
 func (r *Runner) Close() {
 	r.mu.Lock()
 	r.closed = true
 	r.mu.Unlock()
 	r.stopAll(errClosed)
 	r.wg.Wait()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, k := range r.logs {
+		a := r.attempts[k]
+		os.Remove(a.log)
+		a.log = ""
+	}
+	r.logs = nil
 }
 
 // snapshot copies rec, so that callers cannot change the runner's record

@@ -1,11 +1,13 @@
 package local
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -550,3 +552,181 @@ func script(t *testing.T, body string) string {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestLogs checks what Open serves of a finished attempt: its stdout and
+// stderr interleaved as written, the end of a log beyond MaxLogRead.
+func TestLogs(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		script string
+		want   func(string) bool
+	}{
+		{
+			name:   "stdout and stderr",
+			script: `echo out 1; echo err 1 >&2; echo out 2; echo err 2 >&2; exit 1`,
+			want:   func(s string) bool { return s == "out 1\nerr 1\nout 2\nerr 2\n" },
+		},
+		{
+			name:   "beyond MaxLogRead",
+			script: fmt.Sprintf(`echo first; head -c %d /dev/zero | tr '\0' x; echo; echo last`, MaxLogRead),
+			want: func(s string) bool {
+				return len(s) == MaxLogRead && strings.HasSuffix(s, "x\nlast\n") && !strings.Contains(s, "first")
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := setup(t, Config{Processor: script(t, tt.script)})
+			id := jobID(t)
+			if _, err := r.Start(context.Background(), runner.Spec{JobID: id, Attempt: 1}); err != nil {
+				t.Fatal(err)
+			}
+			wait(t, r, id, 1)
+			for _, follow := range []bool{false, true} {
+				if got := readLog(t, r, id, 1, follow); !tt.want(got) {
+					t.Errorf("Open(follow=%t) = %q (%d bytes), not the attempt's output", follow, trim(got), len(got))
+				}
+			}
+		})
+	}
+}
+
+// TestLogsMessage checks that a failed attempt's message is still the end
+// of its log, now that the log holds stdout too and outlives the attempt.
+func TestLogsMessage(t *testing.T) {
+	t.Parallel()
+	r := setup(t, Config{Processor: script(t, `echo progress; echo "no such bucket" >&2; exit 4`)})
+	id := jobID(t)
+	if _, err := r.Start(context.Background(), runner.Spec{JobID: id, Attempt: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if got := wait(t, r, id, 1); got.Message != "progress\nno such bucket" {
+		t.Errorf("Wait() message = %q, want the end of the log", got.Message)
+	}
+	if got := readLog(t, r, id, 1, false); got != "progress\nno such bucket\n" {
+		t.Errorf("Open() = %q after the message was read from it", got)
+	}
+}
+
+// TestFollowLogs checks that a followed log gives each line as the child
+// writes it and ends when the child exits, or when its context is done.
+func TestFollowLogs(t *testing.T) {
+	t.Parallel()
+	r := setup(t, Config{Processor: script(t, `echo one; sleep 1; echo two >&2; sleep 1; echo three`)})
+	id := jobID(t)
+	if _, err := r.Start(context.Background(), runner.Spec{JobID: id, Attempt: 1}); err != nil {
+		t.Fatal(err)
+	}
+	log, err := r.Open(context.Background(), id, 1, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	lines := bufio.NewReader(log)
+	for _, want := range []string{"one\n", "two\n"} {
+		got, err := lines.ReadString('\n')
+		if err != nil || got != want {
+			t.Fatalf("followed line = %q, %v; want %q", got, err, want)
+		}
+		// The line came while the child ran, not at its end.
+		if a, _ := r.Attempts(context.Background(), id); a[0].Outcome != job.OutcomeRunning {
+			t.Fatalf("line %q read only once the attempt had %s", got, a[0].Outcome)
+		}
+	}
+	rest, err := io.ReadAll(lines)
+	if err != nil || string(rest) != "three\n" {
+		t.Errorf("rest of the followed log = %q, %v; want %q and its end", rest, err, "three\n")
+	}
+	if a, _ := r.Attempts(context.Background(), id); a[0].Outcome != job.OutcomeSucceeded {
+		t.Errorf("followed log ended with the attempt %s, want it ended", a[0].Outcome)
+	}
+
+	// A follower whose context ends stops, although the child runs on.
+	if _, err := r.Start(context.Background(), runner.Spec{JobID: id, Attempt: 2}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if log, err = r.Open(ctx, id, 2, true); err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	if _, err := io.ReadAll(log); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("followed log past its context = %v, want %v", err, context.DeadlineExceeded)
+	}
+}
+
+// TestKeepLogs checks which logs are kept: those of the last KeepLogs
+// attempts and of every running one, none after Close.
+func TestKeepLogs(t *testing.T) {
+	t.Parallel()
+	r := setup(t, Config{Processor: processor, KeepLogs: 2})
+	id := jobID(t)
+	if _, err := r.Open(context.Background(), id, 1, false); !errors.Is(err, runner.ErrNotFound) {
+		t.Errorf("Open() of an attempt never started = %v, want %v", err, runner.ErrNotFound)
+	}
+	// Attempt 1 runs while 2 and 3 start and end: being the oldest does
+	// not remove a running attempt's log.
+	if _, err := r.Start(context.Background(), runner.Spec{JobID: id, Attempt: 1, Function: "sleep", Args: job.Args{"seconds": "2"}}); err != nil {
+		t.Fatal(err)
+	}
+	for n := 2; n <= 3; n++ {
+		if _, err := r.Start(context.Background(), runner.Spec{JobID: id, Attempt: n, Function: "echo"}); err != nil {
+			t.Fatal(err)
+		}
+		wait(t, r, id, n)
+	}
+	for _, tt := range []struct {
+		attempt int
+		want    error
+	}{{1, nil}, {2, runner.ErrLogGone}, {3, nil}} {
+		if log, err := r.Open(context.Background(), id, tt.attempt, false); !errors.Is(err, tt.want) {
+			t.Errorf("Open() of attempt %d while 1 runs = %v, want %v", tt.attempt, err, tt.want)
+		} else if err == nil {
+			log.Close()
+		}
+	}
+	// Once attempt 1 has ended, it is the oldest of three.
+	wait(t, r, id, 1)
+	if _, err := r.Start(context.Background(), runner.Spec{JobID: id, Attempt: 4, Function: "echo"}); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, r, id, 4)
+	if _, err := r.Open(context.Background(), id, 1, false); !errors.Is(err, runner.ErrLogGone) {
+		t.Errorf("Open() of attempt 1 once ended and attempt 4 started = %v, want %v", err, runner.ErrLogGone)
+	}
+	if got := readLog(t, r, id, 3, false); !strings.Contains(got, `"msg":"function succeeded"`) {
+		t.Errorf("Open() of attempt 3 = %q, want the processor's log", got)
+	}
+	r.Close()
+	if _, err := r.Open(context.Background(), id, 3, false); !errors.Is(err, runner.ErrLogGone) {
+		t.Errorf("Open() after Close = %v, want %v", err, runner.ErrLogGone)
+	}
+}
+
+// readLog returns the whole log Open serves.
+func readLog(t *testing.T, r *Runner, jobID string, n int, follow bool) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	log, err := r.Open(ctx, jobID, n, follow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	b, err := io.ReadAll(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// trim shortens a long log for a message.
+func trim(s string) string {
+	if len(s) > 200 {
+		return s[:100] + "..." + s[len(s)-100:]
+	}
+	return s
+}
