@@ -56,7 +56,8 @@ func Name(jobID string, attempt int) string {
 	return fmt.Sprintf("kjobs-%s-%d", jobID, attempt)
 }
 
-// ErrNotFound is returned by Wait for an attempt that was never started.
+// ErrNotFound is returned by Wait, and by Logs.Open, for an attempt that
+// was never started.
 var ErrNotFound = errors.New("attempt not found")
 
 // ErrLogGone is returned by Logs.Open for an attempt that was started but

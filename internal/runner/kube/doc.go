@@ -72,4 +72,10 @@
 // list, watch and patch on jobs (batch); list and watch on pods; list and watch on
 // the functions ConfigMap, which a rule with resourceNames allows since it
 // is watched with a metadata.name field selector.
+//
+// # Logs
+//
+// Logs, apart from the Runner, reads an attempt's output from its pod's log
+// (pods/log), for the API: it needs get and list on pods and get on pods/log,
+// and nothing on Jobs.
 package kube
