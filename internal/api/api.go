@@ -21,6 +21,7 @@ import (
 	"github.com/kjobs/kjobs/internal/catalog"
 	"github.com/kjobs/kjobs/internal/event"
 	"github.com/kjobs/kjobs/internal/problem"
+	"github.com/kjobs/kjobs/internal/runner"
 	"github.com/kjobs/kjobs/internal/schedule"
 	"github.com/kjobs/kjobs/internal/store"
 )
@@ -53,6 +54,10 @@ type Config struct {
 	// that a request is refused here rather than quietly cut to the
 	// deadline. Defaults to 10m, the dispatcher's default.
 	JobDeadline time.Duration
+	// Logs reads attempts' output for GET /jobs/{id}/logs: the local
+	// runner, or pods' logs in a cluster. Nil answers that route 410, as an
+	// install that keeps no logs.
+	Logs runner.Logs
 	// Auth checks bearer tokens; nil serves every route without one, which
 	// only the local stack on loopback does.
 	Auth *Tokens
@@ -113,6 +118,7 @@ func New(cfg Config) *Server {
 	private("GET /jobs/stats", s.stats)
 	private("GET /jobs/{id}", s.getJob)
 	private("POST /jobs/{id}/cancel", s.cancelJob)
+	private("GET /jobs/{id}/logs", s.jobLogs)
 	private("POST /jobs/schedule", s.createSchedule)
 	private("GET /jobs/schedule", s.listSchedules)
 	private("GET /jobs/schedule/{id}", s.getSchedule)

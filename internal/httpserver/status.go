@@ -20,3 +20,7 @@ func (r *StatusRecorder) WriteHeader(code int) {
 	r.Code = code
 	r.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap returns the wrapped ResponseWriter, so that an
+// http.ResponseController reaches its Flush and SetWriteDeadline.
+func (r *StatusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

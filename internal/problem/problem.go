@@ -35,12 +35,14 @@ var (
 	InvalidQuery         = Kind{"invalid-query", "A query parameter is invalid", http.StatusBadRequest}
 	InvalidCursor        = Kind{"invalid-cursor", "The cursor is not one this API issued", http.StatusBadRequest}
 	InvalidHeader        = Kind{"invalid-header", "A request header is invalid", http.StatusBadRequest}
+	InvalidParameter     = Kind{"invalid-parameter", "A parameter of the request is invalid", http.StatusBadRequest}
 	IdempotencyKeyReused = Kind{"idempotency-key-reused", "The Idempotency-Key was used for another request", http.StatusUnprocessableEntity}
 	AlreadyExists        = Kind{"already-exists", "The name is taken", http.StatusConflict}
 	JobFinished          = Kind{"job-finished", "The job has ended", http.StatusConflict}
 	Unauthorized         = Kind{"unauthorized", "A valid bearer token is required", http.StatusUnauthorized}
 	NotFound             = Kind{"not-found", "Not found", http.StatusNotFound}
 	MethodNotAllowed     = Kind{"method-not-allowed", "Method not allowed", http.StatusMethodNotAllowed}
+	LogGone              = Kind{"log-gone", "The attempt's log is no longer kept", http.StatusGone}
 	BodyTooLarge         = Kind{"body-too-large", "The request body is too large", http.StatusRequestEntityTooLarge}
 	UnsupportedMediaType = Kind{"unsupported-media-type", "The request body must be JSON", http.StatusUnsupportedMediaType}
 	Unavailable          = Kind{"unavailable", "The service cannot take the request now", http.StatusServiceUnavailable}

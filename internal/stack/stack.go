@@ -86,7 +86,7 @@ func Run(ctx context.Context, cfg Config, ls Listeners, log *slog.Logger) error 
 			return fmt.Errorf("stack: KJOBS_FUNCTIONS_FILE %s: %w", cfg.FunctionsFile, err)
 		}
 	}
-	run, schedules, closeRunner, err := backends(ctx, cfg, functions, log)
+	run, logs, schedules, closeRunner, err := backends(ctx, cfg, functions, log)
 	if err != nil {
 		dispatchListener.Close()
 		return err
@@ -166,7 +166,7 @@ func Run(ctx context.Context, cfg Config, ls Listeners, log *slog.Logger) error 
 	}, httpserver.Timeouts{}, log)
 	apiServer := httpserver.New(api.New(api.Config{
 		Store: st, Sender: broker, Schedules: schedules, Bindings: bindings, Functions: functions,
-		JobDeadline: cfg.JobDeadline, Auth: auth,
+		JobDeadline: cfg.JobDeadline, Auth: auth, Logs: logs,
 		Log: log.With("component", "api"),
 	}), httpserver.Timeouts{}, log)
 
@@ -187,34 +187,35 @@ func Run(ctx context.Context, cfg Config, ls Listeners, log *slog.Logger) error 
 	return err
 }
 
-// backends returns the runner and, in a cluster, the schedule store; a nil
-// store means the local scheduler, which needs the broker to send to.
-func backends(ctx context.Context, cfg Config, functions *catalog.Catalog, log *slog.Logger) (runner.Runner, schedule.Store, func(), error) {
+// backends returns the runner, the reader of its attempts' logs and, in a
+// cluster, the schedule store; a nil store means the local scheduler, which
+// needs the broker to send to.
+func backends(ctx context.Context, cfg Config, functions *catalog.Catalog, log *slog.Logger) (runner.Runner, runner.Logs, schedule.Store, func(), error) {
 	if cfg.Runner == RunnerLocal {
 		r := local.New(local.Config{Processor: cfg.Processor, Functions: functions, Deadline: cfg.JobDeadline})
-		return r, nil, r.Close, nil
+		return r, r, nil, r.Close, nil
 	}
 	rest, namespace, err := cluster.Config(cfg.Namespace)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("stack: KUBECONFIG: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("stack: KUBECONFIG: %w", err)
 	}
 	kc, err := kubernetes.NewForConfig(rest)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("stack: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("stack: %w", err)
 	}
 	ec, err := eventingclient.NewForConfig(rest)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("stack: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("stack: %w", err)
 	}
 	r, err := kube.New(ctx, kc, kube.Config{
 		Namespace: namespace, Image: cfg.ProcessorImage, ServiceAccount: cfg.JobServiceAccount,
 		Deadline: cfg.JobDeadline, StartDeadline: cfg.StartDeadline, TTL: cfg.JobTTL, Grace: cfg.JobGrace, Log: log,
 	})
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("stack: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("stack: %w", err)
 	}
 	log.Info("running attempts as Jobs and schedules as PingSources", "server", rest.Host, "namespace", namespace)
-	return r, ping.New(ec, ping.Config{Namespace: namespace, Broker: cfg.Broker}), func() {}, nil
+	return r, kube.NewLogs(kc, namespace), ping.New(ec, ping.Config{Namespace: namespace, Broker: cfg.Broker}), func() {}, nil
 }
 
 // redisClient connects to url, or starts an embedded Redis when url is empty.

@@ -1,8 +1,9 @@
 // Command api serves the kjobs HTTP API as a Knative Service: it records
-// jobs in Redis, sends their events to the Broker at K_SINK and keeps
-// schedules as PingSources and bindings as Triggers in its namespace. It
-// checks every request against the declared functions: the built-in ones
-// and those of the functions ConfigMap, which it watches.
+// jobs in Redis, sends their events to the Broker at K_SINK, keeps
+// schedules as PingSources and bindings as Triggers in its namespace and
+// serves attempts' logs from their pods' logs there. It checks every
+// request against the declared functions: the built-in ones and those of
+// the functions ConfigMap, which it watches.
 package main
 
 import (
@@ -28,6 +29,7 @@ import (
 	"github.com/kjobs/kjobs/internal/cluster"
 	"github.com/kjobs/kjobs/internal/delivery"
 	"github.com/kjobs/kjobs/internal/httpserver"
+	kuberunner "github.com/kjobs/kjobs/internal/runner/kube"
 	"github.com/kjobs/kjobs/internal/schedule/ping"
 	"github.com/kjobs/kjobs/internal/store"
 )
@@ -127,6 +129,7 @@ func run(log *slog.Logger) error {
 		Bindings:    trigger.New(eventing, bindings),
 		Functions:   functions,
 		JobDeadline: env.JobDeadline,
+		Logs:        kuberunner.NewLogs(kube, namespace),
 		Auth:        auth,
 		Log:         log,
 	})

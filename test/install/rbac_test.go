@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -117,6 +118,16 @@ func TestRBAC(t *testing.T) {
 		{access{"kjobs-api", "list", "", "configmaps", "", false}, deny},
 		{access{"kjobs-api", "get", "", "configmaps", "kube-root-ca.crt", false}, deny},
 		{access{"kjobs-api", "update", "", "configmaps", "kjobs-functions", false}, deny},
+		// It reads the logs of the Jobs' pods, and changes no pod.
+		{access{"kjobs-api", "list", "", "pods", "", false}, allow},
+		{access{"kjobs-api", "get", "", "pods", "", false}, allow},
+		{access{"kjobs-api", "get", "", "pods/log", "", false}, allow},
+		{access{"kjobs-api", "watch", "", "pods", "", false}, deny},
+		{access{"kjobs-api", "delete", "", "pods", "", false}, deny},
+		{access{"kjobs-api", "create", "", "pods/exec", "", false}, deny},
+		{access{"kjobs-api", "get", "", "pods/log", "", true}, deny},
+		{access{"kjobs-api", "list", "", "secrets", "", false}, deny},
+		{access{"kjobs-api", "get", "batch", "jobs", "", false}, deny},
 	} {
 		t.Run(tc.String(), func(t *testing.T) {
 			if got := allowed(t, cs, ns, other, tc.access); got != tc.want {
@@ -227,16 +238,19 @@ func allowed(t testing.TB, cs kubernetes.Interface, home, other string, a access
 	if a.elsewhere {
 		ns = other
 	}
+	// A subresource is written as RBAC writes it: pods/log.
+	resource, subresource, _ := strings.Cut(a.resource, "/")
 	sar, err := cs.AuthorizationV1().SubjectAccessReviews().Create(context.Background(), &authorizationv1.SubjectAccessReview{
 		Spec: authorizationv1.SubjectAccessReviewSpec{
 			User:   user(home, a.serviceAccount),
 			Groups: groups(home),
 			ResourceAttributes: &authorizationv1.ResourceAttributes{
-				Namespace: ns,
-				Verb:      a.verb,
-				Group:     a.group,
-				Resource:  a.resource,
-				Name:      a.name,
+				Namespace:   ns,
+				Verb:        a.verb,
+				Group:       a.group,
+				Resource:    resource,
+				Subresource: subresource,
+				Name:        a.name,
 			},
 		},
 	}, metav1.CreateOptions{})
