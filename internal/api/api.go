@@ -10,6 +10,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"path"
 	"strings"
 	"time"
 
@@ -118,7 +119,19 @@ func New(cfg Config) *Server {
 	private("GET /jobs/stats", s.stats)
 	private("GET /jobs/{id}", s.getJob)
 	private("POST /jobs/{id}/cancel", s.cancelJob)
-	private("GET /jobs/{id}/logs", s.jobLogs)
+	// GET /jobs/{id}/logs. ServeMux refuses that pattern beside GET
+	// /jobs/schedule/{id} and GET /jobs/bindings/{name}, as all three match
+	// /jobs/schedule/logs; under a wildcard, those two are the more specific
+	// and keep their paths (a binding may be named "logs", and no job is
+	// named "schedule" or "bindings": job IDs are UUIDs or "ev" and a hash).
+	logs := m.instrument(logsRoute, s.authenticated(s.jobLogs))
+	s.mux.HandleFunc(jobSubRoute, func(w http.ResponseWriter, r *http.Request) {
+		if r.PathValue("sub") != "logs" {
+			s.noRoute(w, r)
+			return
+		}
+		logs.ServeHTTP(w, r)
+	})
 	private("POST /jobs/schedule", s.createSchedule)
 	private("GET /jobs/schedule", s.listSchedules)
 	private("GET /jobs/schedule/{id}", s.getSchedule)
@@ -132,6 +145,12 @@ func New(cfg Config) *Server {
 	s.mux.HandleFunc("/", s.noRoute)
 	return s
 }
+
+// The log route, and the pattern it is served under (see New).
+const (
+	logsRoute   = "GET /jobs/{id}/logs"
+	jobSubRoute = "GET /jobs/{id}/{sub}"
+)
 
 // probeMethods are tried to tell a path served with another method (405)
 // from an unknown path (404).
@@ -149,7 +168,11 @@ func (s *Server) noRoute(w http.ResponseWriter, r *http.Request) {
 	for _, m := range probeMethods {
 		probe := r.Clone(r.Context())
 		probe.Method = m
-		if _, pattern := s.mux.Handler(probe); pattern != "/" {
+		_, pattern := s.mux.Handler(probe)
+		if pattern == jobSubRoute && path.Base(r.URL.Path) != "logs" {
+			continue // the pattern of the log route serves only that
+		}
+		if pattern != "/" {
 			allow = append(allow, m)
 		}
 	}
