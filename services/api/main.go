@@ -53,8 +53,9 @@ type envConfig struct {
 	JobDeadline time.Duration `envconfig:"KJOBS_JOB_DEADLINE" default:"10m"`
 	// Retention is how long finished jobs are kept.
 	Retention time.Duration `envconfig:"KJOBS_RETENTION" default:"168h"`
-	// Namespace holds the PingSources and the bindings' Triggers. Defaults
-	// to the pod's own namespace.
+	// Namespace holds the PingSources, the bindings' Triggers and the
+	// Jobs whose pods' logs GET /jobs/<id>/logs serves (the dispatcher's
+	// KJOBS_NAMESPACE). Defaults to the pod's own namespace.
 	Namespace string `envconfig:"KJOBS_NAMESPACE"`
 	// Broker is the PingSources' sink and the bindings' Triggers' Broker.
 	Broker string `envconfig:"KJOBS_BROKER" default:"kjobs"`
