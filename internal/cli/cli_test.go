@@ -480,6 +480,20 @@ func TestLogs(t *testing.T) {
 			t.Errorf("kjobs %s printed %q, want the attempt's output", strings.Join(args, " "), out)
 		}
 	}
+	// -f on a running attempt streams until the attempt ends: the line
+	// the processor logs last is there.
+	running := firstLine(u.must(ExitOK, "run", "sleep", "seconds=2").stdout)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if j := decodeJob(t, u.must(ExitOK, "get", running, "-o", "json").stdout); j.Status == job.Running {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the sleep job is not running after 10s")
+		}
+	}
+	if out := u.must(ExitOK, "logs", running, "-f").stdout; !strings.Contains(out, "starting function") || !strings.Contains(out, "function succeeded") {
+		t.Errorf("logs -f of a running attempt printed %q, want its output to its end", out)
+	}
 	for _, args := range [][]string{{"logs", id, "--attempt", "2"}, {"logs", "0199a6a0-1c2b-7d3e-8f40-123456789abc"}} {
 		if r := u.must(ExitFailed, args...); !strings.Contains(r.stderr, "kjobs: not-found: ") {
 			t.Errorf("kjobs %s: stderr %q, want the not-found problem", strings.Join(args, " "), r.stderr)
