@@ -439,7 +439,8 @@ func showStats(ctx context.Context, c *client, out io.Writer, output string) (in
 
 // watchStats prints the counters every interval until ctx ends. On a
 // terminal each block is drawn over the last one; elsewhere, such as a log
-// file, blocks follow one another, each headed by its time.
+// file, blocks follow one another, a table headed by its time, JSON or
+// YAML as one document per interval.
 func watchStats(ctx context.Context, c *client, out io.Writer, output string, interval time.Duration, tty bool) error {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
@@ -449,7 +450,17 @@ func watchStats(ctx context.Context, c *client, out io.Writer, output string, in
 			// Up to the block's first line, and clear from there down.
 			fmt.Fprintf(out, "\x1b[%dA\x1b[J", drawn)
 		}
-		fmt.Fprintf(out, "%s\n", time.Now().UTC().Format(time.RFC3339))
+		// JSON and YAML blocks stay documents a program can read: a stream
+		// of JSON values, or of YAML documents.
+		header := 0
+		switch output {
+		case "table":
+			fmt.Fprintf(out, "%s\n", time.Now().UTC().Format(time.RFC3339))
+			header = 1
+		case "yaml":
+			fmt.Fprintln(out, "---")
+			header = 1
+		}
 		n, err := showStats(ctx, c, out, output)
 		if ctx.Err() != nil {
 			return nil // interrupted: the watch is done
@@ -457,8 +468,8 @@ func watchStats(ctx context.Context, c *client, out io.Writer, output string, in
 		if err != nil {
 			return err
 		}
-		drawn = n + 1
-		if !tty {
+		drawn = n + header
+		if !tty && output == "table" {
 			fmt.Fprintln(out)
 		}
 		select {
