@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -57,7 +58,8 @@ func usageError(format string, a ...any) error {
 func Execute(name string, args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	root := newRoot(name == PluginName)
+	// On Windows kn runs kn-jobs.exe.
+	root := newRoot(strings.TrimSuffix(name, ".exe") == PluginName)
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
