@@ -16,8 +16,12 @@ PORT ?= 8080
 help: ## show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-build: ## build every binary into ./bin
-	go build -o $(BIN)/ ./services/... ./functions/... ./processor
+# kn-jobs is the CLI under its kn plugin name. kn finds plugins with
+# os.Stat and exec.LookPath, which follow links, and runs them by the link's
+# path, so the binary sees it is kn-jobs.
+build: ## build every binary into ./bin, the CLI kjobs (and kn-jobs, its kn plugin name) too
+	go build -o $(BIN)/ ./services/... ./functions/... ./processor ./cmd/...
+	ln -sfn kjobs $(BIN)/kn-jobs
 
 run: build ## the whole pipeline on 127.0.0.1:$(PORT), no cluster needed
 	PORT=$(PORT) KJOBS_PROCESSOR=$(BIN)/processor $(BIN)/local
