@@ -54,7 +54,9 @@ func statsKey() string { return prefix + "stats" }
 // Unix second unixMinute*60: fields succeeded and failed, counted by the
 // transition script in the move that ends the job, so each job once. It
 // expires after minuteKeep, so only the last couple of hours are kept.
-func minuteKey(unixMinute int64) string { return prefix + "minute:" + strconv.FormatInt(unixMinute, 10) }
+func minuteKey(unixMinute int64) string {
+	return prefix + "minute:" + strconv.FormatInt(unixMinute, 10)
+}
 
 // idemKey is a STRING holding the job ID first created for an
 // Idempotency-Key. The key is hashed so that any header value makes a
