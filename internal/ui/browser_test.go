@@ -74,7 +74,8 @@ func read[T any](t *testing.T, ctx context.Context, what string, a chromedp.Acti
 // every page sends to the login, a wrong token is refused, the right one
 // logs in, a job submitted through the API appears in the list and its
 // page shows its attempts, and a schedule's Pause button pauses it. It
-// writes a screenshot of the job's page to _output/ui/job.png.
+// writes screenshots of the job's page (_output/ui/job.png), the schedules
+// and the overview.
 func TestBrowser(t *testing.T) {
 	s := start(t, true)
 	// One failure, then a success: the page shows two attempts.
@@ -147,15 +148,7 @@ func TestBrowser(t *testing.T) {
 			t.Errorf("attempt %d reads:\n%s\nwant it to start %q and show its Job, times and log", i+1, a, want)
 		}
 	}
-	png := read(t, ctx, "taking a screenshot", chromedp.FullScreenshot(100))
-	shot := filepath.Join(repoRoot(t), "_output", "ui", "job.png")
-	if err := os.MkdirAll(filepath.Dir(shot), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(shot, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("the job's page: %s", shot)
+	screenshot(t, ctx, "job.png")
 
 	row := "#schedule-" + sc.ID
 	do(t, ctx, "pausing the schedule",
@@ -167,11 +160,13 @@ func TestBrowser(t *testing.T) {
 	if s.api("GET", "/jobs/schedule/"+sc.ID, "", &got); !got.Paused {
 		t.Error("the API shows the schedule not paused after its Pause button")
 	}
+	screenshot(t, ctx, "schedules.png")
 
 	do(t, ctx, "opening the overview", chromedp.Navigate(s.url+"/ui/"), chromedp.WaitVisible(chromedp.CSS("svg.chart")))
 	if bars := read(t, ctx, "counting the chart's bars", chromedp.Evaluate[int](`document.querySelectorAll("svg.chart rect.ok").length`)); bars != 1 {
 		t.Errorf("%d minutes with a succeeded job in the chart, want 1", bars)
 	}
+	screenshot(t, ctx, "overview.png")
 
 	do(t, ctx, "logging out",
 		chromedp.Click(chromedp.CSS(".logout button")),
@@ -180,6 +175,21 @@ func TestBrowser(t *testing.T) {
 	if at := location(); at != s.url+"/ui/login" {
 		t.Errorf("the job's page after the logout: at %s, want the login", at)
 	}
+}
+
+// screenshot writes the page to _output/ui/name, a PNG for people to look
+// at (_output is git-ignored).
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	png := read(t, ctx, "taking a screenshot", chromedp.FullScreenshot(100))
+	shot := filepath.Join(repoRoot(t), "_output", "ui", name)
+	if err := os.MkdirAll(filepath.Dir(shot), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(shot, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", shot)
 }
 
 // repoRoot returns the module's root, where _output is.
