@@ -74,8 +74,8 @@ func read[T any](t *testing.T, ctx context.Context, what string, a chromedp.Acti
 // every page sends to the login, a wrong token is refused, the right one
 // logs in, a job submitted through the API appears in the list and its
 // page shows its attempts, and a schedule's Pause button pauses it. It
-// writes screenshots of the job's page (_output/ui/job.png), the schedules
-// and the overview.
+// writes screenshots of the job's page (_output/ui/job.png), the list, the
+// schedules and the overview.
 func TestBrowser(t *testing.T) {
 	s := start(t, true)
 	// One failure, then a success: the page shows two attempts.
@@ -126,8 +126,9 @@ func TestBrowser(t *testing.T) {
 	if j := s.wait(id, 30*time.Second); j.Status != job.Succeeded || len(j.Attempts) != 2 {
 		t.Fatalf("job %s with %d attempts, want succeeded at the second", j.Status, len(j.Attempts))
 	}
+	do(t, ctx, "reloading the list", chromedp.Reload(), chromedp.WaitVisible(link))
+	screenshot(t, ctx, "jobs.png")
 	do(t, ctx, "opening the job's page",
-		chromedp.Reload(),
 		chromedp.Click(link),
 		chromedp.WaitVisible(chromedp.CSS("section.attempt")))
 	status := read(t, ctx, "reading the job's status", chromedp.Text(chromedp.CSS("h1 .st")))

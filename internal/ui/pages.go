@@ -146,7 +146,8 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request, token string) 
 	s.render(w, r, http.StatusOK, "overview", token, p)
 }
 
-// pageSize is how many jobs the list shows at once.
+// pageSize is how many jobs the list shows at once, unless its query's
+// limit says otherwise.
 const pageSize = 50
 
 // jobsPage is the job list's data.
@@ -172,6 +173,9 @@ func (s *Server) jobs(w http.ResponseWriter, r *http.Request, token string) {
 	}
 	if p.Binding != "" {
 		filter.Set("binding", p.Binding)
+	}
+	if l := r.URL.Query().Get("limit"); l != "" {
+		filter.Set("limit", l)
 	}
 	p.First = "/ui/jobs?" + filter.Encode()
 	q := url.Values{"limit": {strconv.Itoa(pageSize)}}

@@ -2,8 +2,10 @@ package ui_test
 
 import (
 	"encoding/base64"
+	"html"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -194,13 +196,36 @@ func TestWithoutLogin(t *testing.T) {
 	if code := s.api("POST", "/jobs/schedule", `{"cron":"@daily","function":"sleep","args":{"seconds":"0"}}`, &sc); code != http.StatusCreated {
 		t.Fatalf("POST /jobs/schedule: %d", code)
 	}
-	for _, path := range []string{"/ui/", "/ui/jobs", "/ui/jobs/" + id, "/ui/schedules", "/ui/bindings"} {
-		if p := s.browse("GET", path, "", nil, nil); p.status != http.StatusOK || strings.Contains(p.body, "Log out") {
-			t.Errorf("GET %s: %d, want 200 without a logout button", path, p.status)
+	if code := s.api("POST", "/jobs/bindings", `{"name":"uploads","filter":{"type":"dev.example.upload"},"function":"echo"}`, nil); code != http.StatusCreated {
+		t.Fatalf("POST /jobs/bindings: %d", code)
+	}
+	// Each page shows what it lists, in the page's words.
+	for path, shows := range map[string]string{
+		"/ui/":                     "The last hour",
+		"/ui/jobs":                 `href="/ui/jobs/` + id + `"`,
+		"/ui/jobs/" + id:           "Attempts",
+		"/ui/schedules":            sc.ID,
+		"/ui/bindings":             "dev.example.upload",
+		"/ui/jobs?binding=uploads": "Jobs of binding uploads",
+	} {
+		if p := s.browse("GET", path, "", nil, nil); p.status != http.StatusOK || !strings.Contains(p.body, shows) || strings.Contains(p.body, "Log out") {
+			t.Errorf("GET %s: %d, want 200 showing %q without a logout button:\n%s", path, p.status, shows, p.body)
 		}
 	}
 	if p := s.browse("GET", "/ui/login", "", nil, nil); p.status != http.StatusSeeOther || p.header.Get("Location") != "/ui/" {
 		t.Errorf("GET /ui/login: %d to %q, want 303 to /ui/", p.status, p.header.Get("Location"))
+	}
+
+	// Paging through the API's cursor, one job a page: the newest first.
+	newer := s.submit(`{"function":"sleep","args":{"seconds":"0"}}`)
+	first := s.browse("GET", "/ui/jobs?limit=1", "", nil, nil)
+	next := regexp.MustCompile(`href="(/ui/jobs\?cursor=[^"]+)">Next page`).FindStringSubmatch(first.body)
+	if !strings.Contains(first.body, newer) || strings.Contains(first.body, id) || next == nil {
+		t.Fatalf("the first page of one job: want the newer job and a next page:\n%s", first.body)
+	}
+	second := s.browse("GET", html.UnescapeString(next[1]), "", nil, nil)
+	if second.status != http.StatusOK || !strings.Contains(second.body, id) || strings.Contains(second.body, newer) || !strings.Contains(second.body, "First page") {
+		t.Errorf("the second page: %d, want the older job and a link to the first page:\n%s", second.status, second.body)
 	}
 	if p := s.browse("GET", "/ui/jobs/no-such-job", "", nil, nil); p.status != http.StatusNotFound || !strings.Contains(p.body, "no-such-job") {
 		t.Errorf("GET a missing job: %d, want 404 with the API's detail:\n%s", p.status, p.body)
