@@ -8,7 +8,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/kjobs/kjobs/internal/job"
 	"github.com/kjobs/kjobs/internal/schedule"
 )
 
@@ -244,5 +246,27 @@ func TestWithoutLogin(t *testing.T) {
 	var got schedule.Schedule
 	if s.api("GET", "/jobs/schedule/"+sc.ID, "", &got); !got.Paused {
 		t.Error("the schedule is not paused")
+	}
+
+	// The other buttons: a schedule's Delete and a job's Cancel.
+	if p := s.browse("POST", "/ui/schedules/"+sc.ID+"/delete", "", url.Values{"csrf": {csrf}}, nil); p.status != http.StatusSeeOther {
+		t.Errorf("Delete: %d, want 303", p.status)
+	}
+	if code := s.api("GET", "/jobs/schedule/"+sc.ID, "", nil); code != http.StatusNotFound {
+		t.Errorf("the schedule after its Delete: %d, want 404", code)
+	}
+	long := s.submit(`{"function":"sleep","args":{"seconds":"60"}}`)
+	jobPage := s.browse("GET", "/ui/jobs/"+long, "", nil, nil)
+	if !strings.Contains(jobPage.body, "Cancel this job") {
+		t.Fatalf("no Cancel button on the page of a job that has not ended:\n%s", jobPage.body)
+	}
+	if p := s.browse("POST", "/ui/jobs/"+long+"/cancel", "", url.Values{"csrf": {jobPage.csrf(t)}}, nil); p.status != http.StatusSeeOther || p.header.Get("Location") != "/ui/jobs/"+long {
+		t.Errorf("Cancel: %d to %q, want 303 to the job's page", p.status, p.header.Get("Location"))
+	}
+	if j := s.wait(long, 10*time.Second); j.Status != job.Canceled {
+		t.Errorf("the job after its Cancel: %s, want canceled", j.Status)
+	}
+	if p := s.browse("GET", "/ui/jobs/"+long, "", nil, nil); strings.Contains(p.body, "Cancel this job") {
+		t.Error("a canceled job's page still offers to cancel it")
 	}
 }
