@@ -15,6 +15,8 @@ export GOFLAGS=${GOFLAGS:--trimpath}
 
 KJOBS_REDIS_SERVER=$(hack/redis-server.sh)
 export KJOBS_REDIS_SERVER
+KJOBS_CHROMIUM=$(hack/chromium.sh)
+export KJOBS_CHROMIUM
 
 # kube-apiserver and etcd come from KUBEBUILDER_ASSETS when it is set (then
 # KJOBS_TOOLS_BIN has no etcd). knative is Eventing's data plane, which the

@@ -117,6 +117,7 @@ func New(cfg Config) *Server {
 	private("POST /jobs", s.createJob)
 	private("GET /jobs", s.listJobs)
 	private("GET /jobs/stats", s.stats)
+	private("GET /jobs/stats/history", s.history)
 	private("GET /jobs/{id}", s.getJob)
 	private("POST /jobs/{id}/cancel", s.cancelJob)
 	// GET /jobs/{id}/logs. ServeMux refuses that pattern beside GET

@@ -133,3 +133,11 @@ type Stats struct {
 	Running   int64 `json:"running"`
 	Retrying  int64 `json:"retrying"`
 }
+
+// Minute counts the jobs that ended in one minute: At is the minute's start
+// in UTC. Like Stats, each job is counted once.
+type Minute struct {
+	At        time.Time `json:"at"`
+	Succeeded int64     `json:"succeeded"`
+	Failed    int64     `json:"failed"`
+}

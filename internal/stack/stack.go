@@ -38,6 +38,7 @@ import (
 	localschedule "github.com/kjobs/kjobs/internal/schedule/local"
 	"github.com/kjobs/kjobs/internal/schedule/ping"
 	"github.com/kjobs/kjobs/internal/store"
+	"github.com/kjobs/kjobs/internal/ui"
 )
 
 // Listeners are where the stack listens, for a caller that opened them
@@ -164,13 +165,13 @@ func Run(ctx context.Context, cfg Config, ls Listeners, log *slog.Logger) error 
 	brokerServer := httpserver.New(&ingress{
 		broker: broker, bindings: bindings, dispatcher: dispatchURL, log: log.With("component", "broker"),
 	}, httpserver.Timeouts{}, log)
-	apiServer := httpserver.New(api.New(api.Config{
+	apiServer := httpserver.New(ui.Mount(api.New(api.Config{
 		Store: st, Sender: broker, Schedules: schedules, Bindings: bindings, Functions: functions,
 		JobDeadline: cfg.JobDeadline, Auth: auth, Logs: logs,
 		Log: log.With("component", "api"),
-	}), httpserver.Timeouts{}, log)
+	}), ui.Config{Auth: auth, Log: log.With("component", "ui")}), httpserver.Timeouts{}, log)
 
-	log.Info("kjobs is running", "api", "http://"+apiListener.Addr().String(), "broker", "http://"+brokerListener.Addr().String(),
+	log.Info("kjobs is running", "api", "http://"+apiListener.Addr().String(), "dashboard", "http://"+apiListener.Addr().String()+"/ui/", "broker", "http://"+brokerListener.Addr().String(),
 		"runner", cfg.Runner, "redis", redisName(cfg.RedisURL))
 	g.Go(func() error { return broker.Run(ctx) })
 	g.Go(func() error { return d.Reconcile(ctx) })

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/kjobs/kjobs/internal/job"
@@ -48,6 +49,14 @@ func bindingKey(name string) string { return prefix + "binding:" + name }
 // (cumulative) and queued, waiting, running, retrying (jobs in that status
 // now).
 func statsKey() string { return prefix + "stats" }
+
+// minuteKey is a HASH of the jobs that ended in the minute starting at
+// Unix second unixMinute*60: fields succeeded and failed, counted by the
+// transition script in the move that ends the job, so each job once. It
+// expires after minuteKeep, so only the last couple of hours are kept.
+func minuteKey(unixMinute int64) string {
+	return prefix + "minute:" + strconv.FormatInt(unixMinute, 10)
+}
 
 // idemKey is a STRING holding the job ID first created for an
 // Idempotency-Key. The key is hashed so that any header value makes a

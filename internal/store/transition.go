@@ -36,12 +36,18 @@ import (
 // stopped attempt ended; the start of an attempt of it is answered -3, so
 // that the caller stops that attempt.
 //
+// The move that ends a job, succeeded or failed, also counts it in the
+// current minute's hash (minuteKey), so that the history counts each job
+// once, as the stats do.
+//
 // KEYS[1] job hash, KEYS[2] stats, KEYS[3..9] status ZSETs for queued,
-// waiting, running, retrying, succeeded, failed, canceled.
+// waiting, running, retrying, succeeded, failed, canceled, KEYS[10] the
+// current minute's hash.
 // ARGV[1] target status, ARGV[2] attempt number (0: not about one attempt,
 // as from the dead-letter sink), ARGV[3] the attempt as JSON or "",
 // ARGV[4] now (Unix ms), ARGV[5] the job's error or "", ARGV[6] retention (s),
-// ARGV[7] "1" for the dead-letter sink's move, ARGV[8] the job's ID.
+// ARGV[7] "1" for the dead-letter sink's move, ARGV[8] the job's ID,
+// ARGV[9] how long a minute's hash is kept (s).
 //
 // Returns 1 when moved, 0 for a no-op, -1 when the job does not exist, -2
 // when the state machine forbids the move, 2 when a dead letter was kept
@@ -90,6 +96,10 @@ local function move(next)
   redis.call("HINCRBY", KEYS[2], status, -1)
   redis.call("HINCRBY", KEYS[2], next, 1)
   redis.call("HSET", KEYS[1], "status", next)
+  if ends then
+    redis.call("HINCRBY", KEYS[10], next, 1)
+    redis.call("EXPIRE", KEYS[10], ARGV[9])
+  end
   status = next
 end
 
@@ -195,9 +205,11 @@ func (s *Store) transition(ctx context.Context, op, id string, to job.Status, a 
 	if deadLetter {
 		dl = "1"
 	}
-	keys := append([]string{jobKey(id), statsKey()}, statusKeys()...)
+	now := s.now()
+	keys := append(append([]string{jobKey(id), statsKey()}, statusKeys()...), minuteKey(now.Unix()/60))
 	res, err := transitionScript.Run(ctx, s.rdb, keys,
-		string(to), a.Attempt, attemptJSON, s.now().UnixMilli(), reason, int64(s.retention/time.Second), dl, id).Int()
+		string(to), a.Attempt, attemptJSON, now.UnixMilli(), reason, int64(s.retention/time.Second), dl, id,
+		int64(minuteKeep/time.Second)).Int()
 	if err != nil {
 		return noop, fmt.Errorf("%s: %w", op, err)
 	}

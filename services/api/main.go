@@ -1,9 +1,9 @@
-// Command api serves the kjobs HTTP API as a Knative Service: it records
-// jobs in Redis, sends their events to the Broker at K_SINK, keeps
-// schedules as PingSources and bindings as Triggers in its namespace and
-// serves attempts' logs from their pods' logs there. It checks every
-// request against the declared functions: the built-in ones and those of
-// the functions ConfigMap, which it watches.
+// Command api serves the kjobs HTTP API, and its dashboard at /ui/, as a
+// Knative Service: it records jobs in Redis, sends their events to the
+// Broker at K_SINK, keeps schedules as PingSources and bindings as Triggers
+// in its namespace and serves attempts' logs from their pods' logs there.
+// It checks every request against the declared functions: the built-in
+// ones and those of the functions ConfigMap, which it watches.
 package main
 
 import (
@@ -32,6 +32,7 @@ import (
 	kuberunner "github.com/kjobs/kjobs/internal/runner/kube"
 	"github.com/kjobs/kjobs/internal/schedule/ping"
 	"github.com/kjobs/kjobs/internal/store"
+	"github.com/kjobs/kjobs/internal/ui"
 )
 
 type envConfig struct {
@@ -123,7 +124,7 @@ func run(log *slog.Logger) error {
 	} else if auth, err = api.LoadTokens(env.TokensFile); err != nil {
 		return err
 	}
-	handler := api.New(api.Config{
+	handler := ui.Mount(api.New(api.Config{
 		Store:       store.New(rdb, store.Options{Retention: env.Retention}),
 		Sender:      sender,
 		Schedules:   ping.New(eventing, ping.Config{Namespace: namespace, Broker: env.Broker}),
@@ -133,7 +134,7 @@ func run(log *slog.Logger) error {
 		Logs:        kuberunner.NewLogs(kube, namespace),
 		Auth:        auth,
 		Log:         log,
-	})
+	}), ui.Config{Auth: auth, Log: log.With("component", "ui")})
 	l, err := net.Listen("tcp", net.JoinHostPort(env.Host, strconv.Itoa(env.Port)))
 	if err != nil {
 		return err
