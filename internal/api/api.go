@@ -10,6 +10,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -72,6 +73,8 @@ type Config struct {
 type Server struct {
 	cfg Config
 	mux *http.ServeMux
+	// routes are the patterns registered on mux, for Routes.
+	routes []string
 }
 
 // New returns the API handler.
@@ -100,13 +103,15 @@ func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, mux: http.NewServeMux()}
 	m := newMetrics(cfg.Registry)
 
-	public := func(pattern string, h http.HandlerFunc) { s.mux.Handle(pattern, m.instrument(pattern, h)) }
-	private := func(pattern string, h http.HandlerFunc) {
-		s.mux.Handle(pattern, m.instrument(pattern, s.authenticated(h)))
+	public := func(pattern string, h http.HandlerFunc) {
+		s.mux.Handle(pattern, m.instrument(pattern, h))
+		s.routes = append(s.routes, pattern)
 	}
+	private := func(pattern string, h http.HandlerFunc) { public(pattern, s.authenticated(h)) }
 
 	public("GET /healthz", s.healthz)
 	public("GET /readyz", s.readyz)
+	public("GET /openapi.json", serveOpenAPI)
 	private("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}).ServeHTTP)
 	private("POST /jobs", s.createJob)
 	private("GET /jobs", s.listJobs)
@@ -126,6 +131,10 @@ func New(cfg Config) *Server {
 	s.mux.HandleFunc("/", s.noRoute)
 	return s
 }
+
+// Routes returns the patterns of the API's routes, such as "GET /jobs/{id}",
+// in the order they were registered; openapi.json describes each one.
+func (s *Server) Routes() []string { return slices.Clone(s.routes) }
 
 // probeMethods are tried to tell a path served with another method (405)
 // from an unknown path (404).
