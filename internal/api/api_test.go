@@ -360,6 +360,7 @@ func TestAuth(t *testing.T) {
 		{"resume without token", request{"POST", "/jobs/schedule/x/resume", "", nil}, 401},
 		{"valid token", request{"GET", "/jobs/stats", "", map[string]string{"Authorization": "Bearer " + token}}, 200},
 		{"the other valid token", request{"GET", "/jobs/stats", "", map[string]string{"Authorization": "bearer other-token"}}, 200},
+		{"metrics with a token", request{"GET", "/metrics", "", map[string]string{"Authorization": "Bearer " + token}}, 200},
 		{"health needs none", request{"GET", "/healthz", "", nil}, 200},
 		{"readiness needs none", request{"GET", "/readyz", "", nil}, 200},
 	}

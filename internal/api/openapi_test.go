@@ -186,7 +186,7 @@ func validating(t *testing.T, secured bool, h http.Handler) http.Handler {
 		}
 		vr.Body = io.NopCloser(bytes.NewReader(body))
 		ok, respErrs := v.ValidateHttpResponse(vr, resp)
-		exchange := fmt.Sprintf("%s %s → %d %s", r.Method, r.URL.RequestURI(), tw.code, truncate(tw.body.String()))
+		exchange := fmt.Sprintf("%s %s → %d %s", r.Method, r.URL.RequestURI(), tw.code, shown(tw.sent, tw.body.Bytes()))
 		switch {
 		case valid && !ok:
 			t.Errorf("%s: the answer is not the document's:\n%s", exchange, describe(respErrs))
@@ -264,9 +264,14 @@ func describe[E interface{ Error() string }](errs []E) string {
 	return b.String()
 }
 
-func truncate(s string) string {
-	if len(s) > 300 {
-		return s[:300] + "…"
+// shown is a body as a failure shows it: JSON, cut short, or its size
+// and type.
+func shown(h http.Header, body []byte) string {
+	switch {
+	case !strings.Contains(h.Get("Content-Type"), "json") || h.Get("Content-Encoding") != "":
+		return fmt.Sprintf("(%d bytes of %s)", len(body), h.Get("Content-Type"))
+	case len(body) > 300:
+		return string(body[:300]) + "…"
 	}
-	return s
+	return string(body)
 }
