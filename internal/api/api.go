@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -78,6 +79,8 @@ type Config struct {
 type Server struct {
 	cfg Config
 	mux *http.ServeMux
+	// routes are the patterns registered on mux, for Routes.
+	routes []string
 }
 
 // New returns the API handler.
@@ -106,13 +109,15 @@ func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, mux: http.NewServeMux()}
 	m := newMetrics(cfg.Registry)
 
-	public := func(pattern string, h http.HandlerFunc) { s.mux.Handle(pattern, m.instrument(pattern, h)) }
-	private := func(pattern string, h http.HandlerFunc) {
-		s.mux.Handle(pattern, m.instrument(pattern, s.authenticated(h)))
+	public := func(pattern string, h http.HandlerFunc) {
+		s.mux.Handle(pattern, m.instrument(pattern, h))
+		s.routes = append(s.routes, pattern)
 	}
+	private := func(pattern string, h http.HandlerFunc) { public(pattern, s.authenticated(h)) }
 
 	public("GET /healthz", s.healthz)
 	public("GET /readyz", s.readyz)
+	public("GET /openapi.json", serveOpenAPI)
 	private("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}).ServeHTTP)
 	private("POST /jobs", s.createJob)
 	private("GET /jobs", s.listJobs)
@@ -133,6 +138,7 @@ func New(cfg Config) *Server {
 		}
 		logs.ServeHTTP(w, r)
 	})
+	s.routes = append(s.routes, logsRoute)
 	private("POST /jobs/schedule", s.createSchedule)
 	private("GET /jobs/schedule", s.listSchedules)
 	private("GET /jobs/schedule/{id}", s.getSchedule)
@@ -152,6 +158,10 @@ const (
 	logsRoute   = "GET /jobs/{id}/logs"
 	jobSubRoute = "GET /jobs/{id}/{sub}"
 )
+
+// Routes returns the patterns of the API's routes, such as "GET /jobs/{id}",
+// in the order they were registered; openapi.json describes each one.
+func (s *Server) Routes() []string { return slices.Clone(s.routes) }
 
 // probeMethods are tried to tell a path served with another method (405)
 // from an unknown path (404).

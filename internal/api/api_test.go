@@ -104,7 +104,7 @@ func setup(t *testing.T, withAuth bool) env {
 		}
 		cfg.Auth = tokens
 	}
-	srv := httptest.NewServer(api.New(cfg))
+	srv := httptest.NewServer(validating(t, withAuth, api.New(cfg)))
 	t.Cleanup(srv.Close)
 	return env{url: srv.URL, rdb: rdb, sender: sender, schedules: schedules, bindings: bindings}
 }
@@ -169,6 +169,8 @@ func TestBadInput(t *testing.T) {
 		{"invalid args", request{"POST", "/jobs", `{"function":"sleep","args":{"seconds":"soon"}}`, nil}, 400, problem.InvalidArgs, "args.seconds", "args/seconds: 'soon' does not match pattern"},
 		{"unknown arg", request{"POST", "/jobs", `{"function":"sleep","args":{"secs":"1"}}`, nil}, 400, problem.InvalidArgs, "args", "additional properties 'secs' not allowed"},
 		{"schedule set by a client", request{"POST", "/jobs", `{"function":"echo","schedule":"x"}`, nil}, 400, problem.InvalidField, "schedule", "POST /jobs/schedule"},
+		{"binding set by a client", request{"POST", "/jobs", `{"function":"echo","binding":"uploads"}`, nil}, 400, problem.InvalidField, "binding", "POST /jobs/bindings"},
+		{"event set by a client", request{"POST", "/jobs", `{"function":"echo","event":{"source":"s","id":"1","type":"t"}}`, nil}, 400, problem.InvalidField, "event", "POST /jobs/bindings"},
 		{"huge body", request{"POST", "/jobs", huge, nil}, 413, problem.BodyTooLarge, "", "131072 bytes"},
 		{"wrong content type", request{"POST", "/jobs", `{"function":"echo"}`, map[string]string{"Content-Type": "text/plain"}}, 415, problem.UnsupportedMediaType, "", "Content-Type: application/json"},
 		{"form content type", request{"POST", "/jobs", `{"function":"echo"}`, map[string]string{"Content-Type": "application/x-www-form-urlencoded"}}, 415, problem.UnsupportedMediaType, "", "application/json"},
@@ -296,7 +298,7 @@ func TestFunctionUnavailable(t *testing.T) {
 	}
 	rdb := testenv.Redis(t)
 	sender := &recorder{}
-	srv := httptest.NewServer(api.New(api.Config{Store: store.New(rdb, store.Options{}), Sender: sender, Functions: functions}))
+	srv := httptest.NewServer(validating(t, false, api.New(api.Config{Store: store.New(rdb, store.Options{}), Sender: sender, Functions: functions})))
 	t.Cleanup(srv.Close)
 	resp, body := env{url: srv.URL}.do(t, request{"POST", "/jobs", `{"function":"resize","args":{"url":"u"}}`, nil})
 	checkProblem(t, resp, body, problem.FunctionUnavailable)
@@ -358,6 +360,7 @@ func TestAuth(t *testing.T) {
 		{"resume without token", request{"POST", "/jobs/schedule/x/resume", "", nil}, 401},
 		{"valid token", request{"GET", "/jobs/stats", "", map[string]string{"Authorization": "Bearer " + token}}, 200},
 		{"the other valid token", request{"GET", "/jobs/stats", "", map[string]string{"Authorization": "bearer other-token"}}, 200},
+		{"metrics with a token", request{"GET", "/metrics", "", map[string]string{"Authorization": "Bearer " + token}}, 200},
 		{"health needs none", request{"GET", "/healthz", "", nil}, 200},
 		{"readiness needs none", request{"GET", "/readyz", "", nil}, 200},
 	}

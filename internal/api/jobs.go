@@ -37,6 +37,16 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request) {
 		problem.WriteField(w, r, problem.InvalidField, "schedule", "schedule: only a schedule's own ticks set it; create a schedule with POST /jobs/schedule")
 		return
 	}
+	if req.Binding != "" || req.Event != nil {
+		// The dispatcher sets them for a bound job's event; a client's
+		// would file its job under a binding that did not start it.
+		field := "binding"
+		if req.Binding == "" {
+			field = "event"
+		}
+		problem.WriteField(w, r, problem.InvalidField, field, field+": only a binding's events set it; create a binding with POST /jobs/bindings")
+		return
+	}
 	if time.Duration(req.Timeout) > s.cfg.JobDeadline {
 		problem.WriteField(w, r, problem.InvalidField, "timeout",
 			fmt.Sprintf("timeout: %v is longer than this install's job deadline of %v", req.Timeout, s.cfg.JobDeadline))

@@ -133,9 +133,9 @@ func serveLogs(t *testing.T, st *store.Store, logs runner.Logs) string {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := httpserver.New(api.New(api.Config{
+	srv := httpserver.New(validating(t, false, api.New(api.Config{
 		Store: st, Sender: discard{}, Schedules: localschedule.New(discard{}), Bindings: localbinding.New(), Logs: logs, Log: log,
-	}),
+	})),
 		httpserver.Timeouts{Write: 500 * time.Millisecond}, log)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
