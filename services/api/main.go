@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"k8s.io/client-go/kubernetes"
 	eventingclient "knative.dev/eventing/pkg/client/clientset/versioned"
@@ -28,6 +29,7 @@ import (
 	"github.com/kjobs/kjobs/internal/cluster"
 	"github.com/kjobs/kjobs/internal/delivery"
 	"github.com/kjobs/kjobs/internal/httpserver"
+	"github.com/kjobs/kjobs/internal/metrics"
 	"github.com/kjobs/kjobs/internal/schedule/ping"
 	"github.com/kjobs/kjobs/internal/store"
 )
@@ -84,7 +86,10 @@ func run(log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	reg := prometheus.NewRegistry()
+	clients := metrics.Register(reg)
 	rdb := redis.NewClient(redisOpts)
+	rdb.AddHook(clients.Redis())
 	defer rdb.Close()
 	sender, err := delivery.NewHTTPSender(env.Sink)
 	if err != nil {
@@ -94,6 +99,7 @@ func run(log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	restCfg.Wrap(clients.APIServer)
 	eventing, err := eventingclient.NewForConfig(restCfg)
 	if err != nil {
 		return err
@@ -128,6 +134,7 @@ func run(log *slog.Logger) error {
 		Functions:   functions,
 		JobDeadline: env.JobDeadline,
 		Auth:        auth,
+		Registry:    reg,
 		Log:         log,
 	})
 	l, err := net.Listen("tcp", net.JoinHostPort(env.Host, strconv.Itoa(env.Port)))
