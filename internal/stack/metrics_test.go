@@ -145,6 +145,14 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("/metrics has no %s: the Go and process collectors are not registered", name)
 		}
 	}
+	t.Run("the Grafana dashboard names these metrics", func(t *testing.T) {
+		for name, f := range clientErrors(t) {
+			if families[name] == nil {
+				families[name] = f
+			}
+		}
+		checkDashboard(t, families)
+	})
 	for name := range families {
 		for _, id := range []string{ok, failing, retried} {
 			if strings.Contains(fmt.Sprint(families[name]), id) {
