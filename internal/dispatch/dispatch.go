@@ -131,10 +131,13 @@ func (d *Dispatcher) Record(ctx context.Context, id string, a job.Attempt) error
 }
 
 // count reads job id, whose function and creation time never change, and
-// counts a move of it that has happened with fn. A read that Redis does not
-// answer within the transient budget loses that count, which is logged: the
-// move itself is recorded, and repeating it would not count it again.
+// counts a move of it that has happened with fn. The read outlives the
+// caller's context, such as a delivery cut right after the move. A read
+// that Redis does not answer within the transient budget loses that count,
+// which is logged: the move itself is recorded, and repeating it would not
+// count it again.
 func (d *Dispatcher) count(ctx context.Context, id string, fn func(job.Job)) {
+	ctx = context.WithoutCancel(ctx)
 	var j job.Job
 	err := d.retry(ctx, d.log, "reading a job to count its move", func() (err error) {
 		j, err = d.store.Get(ctx, id)
