@@ -28,7 +28,7 @@ func newMetrics() metrics {
 	return metrics{
 		finished: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kjobs_jobs_finished_total",
-			Help: "Jobs that reached a terminal status (succeeded, or failed after their last attempt or a dead letter), by function and status. Each job is counted once, by the replica whose move ended it.",
+			Help: "Jobs that reached a terminal status (succeeded; failed after their last attempt or a dead letter; canceled), by function and status. Each job is counted once, by the replica whose move ended it, or that took its cancel.",
 		}, []string{"function", "status"}),
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kjobs_attempts_total",
