@@ -2,66 +2,24 @@ package stack_test
 
 import (
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/kjobs/kjobs/internal/job"
+	"github.com/kjobs/kjobs/internal/testenv"
 )
 
 // scrape reads the API's /metrics, which in the local stack serves the
-// dispatcher's metrics too, as Prometheus would.
+// dispatcher's metrics too.
 func (c client) scrape() map[string]*dto.MetricFamily {
 	c.t.Helper()
-	resp, err := http.Get(c.url + "/metrics")
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		c.t.Fatalf("GET /metrics: %d", resp.StatusCode)
-	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := p.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		c.t.Fatalf("parsing /metrics: %v", err)
-	}
-	return families
+	return testenv.Scrape(c.t, c.url+"/metrics")
 }
 
-// value returns the value of the series of family name whose labels are
-// labels ("k=v,k=v"), or of a histogram's count when name ends with
-// _count; -1 when there is no such series.
-func value(families map[string]*dto.MetricFamily, name, labels string) float64 {
-	count := strings.HasSuffix(name, "_count")
-	f := families[strings.TrimSuffix(name, "_count")]
-	if f == nil {
-		return -1
-	}
-	for _, m := range f.GetMetric() {
-		var got []string
-		for _, l := range m.GetLabel() {
-			got = append(got, l.GetName()+"="+l.GetValue())
-		}
-		if strings.Join(got, ",") != labels {
-			continue
-		}
-		switch {
-		case count:
-			return float64(m.GetHistogram().GetSampleCount())
-		case m.Counter != nil:
-			return m.GetCounter().GetValue()
-		case m.Gauge != nil:
-			return m.GetGauge().GetValue()
-		}
-	}
-	return -1
-}
+var value = testenv.MetricValue
 
 // TestMetrics runs a job that succeeds, one that fails every attempt and
 // one that succeeds at its retry, sends the event of the first twice more
