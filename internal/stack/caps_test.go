@@ -153,24 +153,13 @@ func TestCancelUnderMakeRun(t *testing.T) {
 	}
 	// The stopped attempt ended a canceled job, which no attempt moves:
 	// it is no attempt's end to count.
-	c.eventually(5*time.Second, func() bool {
-		return value(c.scrape(), "kjobs_jobs_finished_total", "function=sleep,status=canceled") == 2
-	})
-	m := c.scrape()
-	for _, tc := range []struct {
-		name, labels string
-		want         float64
-	}{
+	c.checkSeries([]series{
 		{"kjobs_jobs_finished_total", "function=sleep,status=canceled", 2},
 		{"kjobs_jobs_finished_total", "function=echo,status=succeeded", 1},
 		{"kjobs_attempts_total", "function=sleep,outcome=failed", -1},
 		{"kjobs_jobs_running", "function=sleep", 0},
 		{"kjobs_jobs_waiting", "function=sleep", 0},
-	} {
-		if got := value(m, tc.name, tc.labels); got != tc.want {
-			t.Errorf("%s{%s} = %v, want %v", tc.name, tc.labels, got, tc.want)
-		}
-	}
+	})
 }
 
 // TestRetriesBehindCap fails a job whose retries wait behind a cap held by

@@ -21,6 +21,39 @@ func (c client) scrape() map[string]*dto.MetricFamily {
 
 var value = testenv.MetricValue
 
+// series is one metric series and the value a test wants of it.
+type series struct {
+	name, labels string
+	want         float64
+}
+
+// checkSeries scrapes until every series has its value, for a few seconds
+// (a count follows the store's move that it counts, which may be the
+// reconciler's, just after the delivery's answer), then reports those that
+// do not, and returns the last scrape.
+func (c client) checkSeries(want []series) map[string]*dto.MetricFamily {
+	c.t.Helper()
+	var families map[string]*dto.MetricFamily
+	settled := func() bool {
+		families = c.scrape()
+		for _, s := range want {
+			if value(families, s.name, s.labels) != s.want {
+				return false
+			}
+		}
+		return true
+	}
+	for deadline := time.Now().Add(5 * time.Second); !settled() && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, s := range want {
+		if got := value(families, s.name, s.labels); got != s.want {
+			c.t.Errorf("%s{%s} = %v, want %v", s.name, s.labels, got, s.want)
+		}
+	}
+	return families
+}
+
 // TestMetrics runs a job that succeeds, one that fails every attempt and
 // one that succeeds at its retry, sends the event of the first twice more
 // (while it runs, and once it has ended), and checks that /metrics counts
@@ -58,11 +91,7 @@ func TestMetrics(t *testing.T) {
 		return value(c.scrape(), "kjobs_dispatcher_deliveries_total", "code=200,route=receive") == 4
 	})
 
-	families := c.scrape()
-	for _, tc := range []struct {
-		name, labels string
-		want         float64
-	}{
+	families := c.checkSeries([]series{
 		{"kjobs_jobs_finished_total", "function=sleep,status=succeeded", 1},
 		{"kjobs_jobs_finished_total", "function=flaky,status=succeeded", 1},
 		{"kjobs_jobs_finished_total", "function=fail,status=failed", 1},
@@ -86,11 +115,7 @@ func TestMetrics(t *testing.T) {
 		{"kjobs_dispatcher_deliveries_total", "code=500,route=receive", 4},
 		{"kjobs_dispatcher_deliveries_total", "code=200,route=dead-letter", 1},
 		{"kjobs_api_requests_total", "code=202,route=POST /jobs", 3},
-	} {
-		if got := value(families, tc.name, tc.labels); got != tc.want {
-			t.Errorf("%s{%s} = %v, want %v", tc.name, tc.labels, got, tc.want)
-		}
-	}
+	})
 	if d := families["kjobs_attempt_duration_seconds"]; d != nil {
 		for _, m := range d.GetMetric() {
 			if m.GetLabel()[0].GetValue() == "sleep" && m.GetHistogram().GetSampleSum() < 3 {
