@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
@@ -99,19 +98,6 @@ func summarize(attempts []job.Attempt) []attemptSummary {
 	return out
 }
 
-// checkMetrics checks the dispatcher's /metrics: each series of
-// name{labels} has the value of want.
-func (d inProcess) checkMetrics(t *testing.T, want map[string]float64) {
-	t.Helper()
-	families := testenv.Scrape(t, d.url+"/metrics")
-	for series, v := range want {
-		name, labels, _ := strings.Cut(strings.TrimSuffix(series, "}"), "{")
-		if got := testenv.MetricValue(families, name, labels); got != v {
-			t.Errorf("%s = %v, want %v", series, got, v)
-		}
-	}
-}
-
 // checkJobs checks that exactly the Jobs of attempts 1 to n of job id exist.
 func checkJobs(t *testing.T, ctx context.Context, client kubernetes.Interface, ns, id string, n int, function string) {
 	t.Helper()
@@ -152,7 +138,7 @@ func TestRedeliveryConcurrent(t *testing.T) {
 		}
 		// 20 deliveries recorded the attempt's start and end; one moved
 		// the job each time, and only it counted.
-		d.checkMetrics(t, map[string]float64{
+		checkMetrics(t, d.url+"/metrics", map[string]float64{
 			"kjobs_jobs_finished_total{function=echo,status=succeeded}": 1,
 			"kjobs_attempts_total{function=echo,outcome=succeeded}":     1,
 			"kjobs_attempt_duration_seconds_count{function=echo}":       1,
@@ -246,7 +232,7 @@ func TestRedeliveryConcurrent(t *testing.T) {
 			t.Errorf("stats after a second dead letter and a redelivery (-want +got):\n%s", diff)
 		}
 		checkJobs(t, ctx, d.client, d.ns, id, 2, "fail")
-		d.checkMetrics(t, map[string]float64{
+		checkMetrics(t, d.url+"/metrics", map[string]float64{
 			"kjobs_jobs_finished_total{function=fail,status=failed}":        1,
 			"kjobs_attempts_total{function=fail,outcome=failed}":            2,
 			"kjobs_attempt_duration_seconds_count{function=fail}":           2,
