@@ -8,11 +8,12 @@ import (
 // APIServer wraps a Kubernetes client's transport (rest.Config.Wrap) to
 // count the requests that failed. The verb and resource are read from the
 // request, as the API server's own audit does, so that neither an object's
-// name nor its namespace becomes a label value.
+// name nor its namespace becomes a label value. A request that its caller
+// gave up on, such as a watch stopped at shutdown, is not a failure.
 func (c *Clients) APIServer(rt http.RoundTripper) http.RoundTripper {
 	return roundTripper(func(r *http.Request) (*http.Response, error) {
 		resp, err := rt.RoundTrip(r)
-		if err != nil || failedStatus(resp.StatusCode) {
+		if (err != nil && r.Context().Err() == nil) || (err == nil && failedStatus(resp.StatusCode)) {
 			verb, resource := request(r)
 			c.apiserver.WithLabelValues(verb, resource).Inc()
 		}

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -67,10 +68,24 @@ func TestAPIServer(t *testing.T) {
 		}
 		resp.Body.Close()
 	}
+	// A watch its caller stops is no failure; one the server cuts is.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/apis/batch/v1/namespaces/n/jobs?watch=true", nil)
+	if _, err := client.Do(req); err == nil {
+		t.Fatal("a request with a canceled context succeeded")
+	}
+	gone := httptest.NewServer(http.NotFoundHandler())
+	gone.Close()
+	if _, err := client.Get(gone.URL + "/api/v1/namespaces/n/pods?watch=1"); err == nil {
+		t.Fatal("a request to a closed server succeeded")
+	}
 	for _, tc := range []struct {
 		verb, resource string
 		want           float64
 	}{
+		{"watch", "pods", 1},
+		{"watch", "jobs", 0},
 		{"get", "jobs", 1},
 		{"get", "pods/log", 1},
 		{"list", "jobs", 0},
