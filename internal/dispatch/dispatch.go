@@ -106,12 +106,12 @@ func (d *Dispatcher) Record(ctx context.Context, id string, a job.Attempt) error
 	if a.Outcome == job.OutcomeRunning {
 		var moved bool
 		if moved, err = d.store.Start(ctx, id, a); moved {
-			d.count(ctx, id, func(j job.Job) { d.metrics.started(j, a) })
+			d.count(ctx, id, func(j job.Job) { d.started(j, a) })
 		}
 	} else {
 		var to job.Status
 		if to, err = d.store.Finish(ctx, id, a); to != "" {
-			d.count(ctx, id, func(j job.Job) { d.metrics.ended(j, a, to) })
+			d.count(ctx, id, func(j job.Job) { d.ended(j, a, to) })
 		}
 	}
 	switch {
@@ -270,7 +270,7 @@ func (d *Dispatcher) run(ctx context.Context, log *slog.Logger, id string, j job
 		return d.unavailable(log, err)
 	}
 	if started {
-		d.metrics.started(j, start)
+		d.started(j, start)
 	}
 	if ce == nil && req.Binding != "" {
 		if err := d.retry(ctx, log, "reading the job's event", func() (err error) {
@@ -352,7 +352,7 @@ func (d *Dispatcher) exhausted(ctx context.Context, log *slog.Logger, j job.Job,
 		return d.unavailable(log, err)
 	}
 	if result == store.DeadLetterFailed {
-		d.metrics.finished.WithLabelValues(j.Function, string(job.Failed)).Inc()
+		d.finished(j, job.Failed)
 	}
 	log.Info("job failed: no attempt left", "reason", reason)
 	return cloudevents.ResultACK
@@ -531,7 +531,7 @@ func (d *Dispatcher) deadLetter(ctx context.Context, log *slog.Logger, id, reaso
 	}
 	switch result {
 	case store.DeadLetterFailed:
-		d.metrics.finished.WithLabelValues(j.Function, string(job.Failed)).Inc()
+		d.finished(j, job.Failed)
 		log.Info("job dead-lettered", "reason", reason)
 	case store.DeadLetterKept:
 		log.Info("job dead-lettered while an attempt runs; that attempt decides", "reason", reason)

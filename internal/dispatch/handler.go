@@ -42,7 +42,7 @@ func (d *Dispatcher) Handler(reg *prometheus.Registry) http.Handler {
 		Help: "Event deliveries handled by the dispatcher, by route and HTTP status answered.",
 	}, []string{"route", "code"})
 	reg.MustRegister(d.metrics.collectors()...)
-	reg.MustRegister(deliveries, newGauges(d.store, func() []string { return d.functions.Names() }))
+	reg.MustRegister(deliveries, newGauges(d.store, func() []string { return d.functions.Names() }, d.functionLabel))
 	own := func(fn func(context.Context, cloudevents.Event) protocol.Result) http.Handler {
 		return serveEvent(true, func(r *http.Request, e cloudevents.Event) protocol.Result { return fn(r.Context(), e) })
 	}

@@ -2,10 +2,12 @@ package dispatch
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/kjobs/kjobs/internal/catalog"
 	"github.com/kjobs/kjobs/internal/job"
 	"github.com/kjobs/kjobs/internal/store"
 )
@@ -14,7 +16,8 @@ import (
 // where the store says that its move happened, never per delivery: the
 // store's moves are idempotent, so a redelivery, the reconciler and a second
 // replica that see the same end are told it did not move, and count nothing.
-// Labels are function names, which the catalog bounds, never job IDs.
+// Labels are function names, which the catalog bounds (functionLabel),
+// never job IDs.
 type metrics struct {
 	finished  *prometheus.CounterVec
 	attempts  *prometheus.CounterVec
@@ -55,23 +58,42 @@ func (m metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.finished, m.attempts, m.duration, m.queueWait, m.droppedDeadLetters}
 }
 
+// functionLabel is the label of function fn: its name when it is
+// declared, "undeclared" otherwise, such as for the failed job of an event
+// that named a function nobody declared, so that no event can make a
+// series of its own.
+func (d *Dispatcher) functionLabel(fn string) string {
+	var unknown *catalog.UnknownError
+	if _, err := d.functions.Lookup(fn); errors.As(err, &unknown) {
+		return "undeclared"
+	}
+	return fn
+}
+
 // started counts the start of attempt a of job j, which the store has just
 // moved: the first attempt ends the job's wait.
-func (m metrics) started(j job.Job, a job.Attempt) {
+func (d *Dispatcher) started(j job.Job, a job.Attempt) {
 	if a.Attempt == 1 && !a.StartedAt.IsZero() {
-		m.queueWait.WithLabelValues(j.Function).Observe(max(a.StartedAt.Sub(j.CreatedAt).Seconds(), 0))
+		d.metrics.queueWait.WithLabelValues(d.functionLabel(j.Function)).Observe(max(a.StartedAt.Sub(j.CreatedAt).Seconds(), 0))
 	}
 }
 
 // ended counts the end of attempt a of job j, which moved the job to to.
-func (m metrics) ended(j job.Job, a job.Attempt, to job.Status) {
-	m.attempts.WithLabelValues(j.Function, string(a.Outcome)).Inc()
+func (d *Dispatcher) ended(j job.Job, a job.Attempt, to job.Status) {
+	fn := d.functionLabel(j.Function)
+	d.metrics.attempts.WithLabelValues(fn, string(a.Outcome)).Inc()
 	if !a.StartedAt.IsZero() && a.FinishedAt != nil {
-		m.duration.WithLabelValues(j.Function).Observe(max(a.FinishedAt.Sub(a.StartedAt).Seconds(), 0))
+		d.metrics.duration.WithLabelValues(fn).Observe(max(a.FinishedAt.Sub(a.StartedAt).Seconds(), 0))
 	}
 	if to.Terminal() {
-		m.finished.WithLabelValues(j.Function, string(to)).Inc()
+		d.finished(j, to)
 	}
+}
+
+// finished counts job j, which the store has just moved to terminal status
+// to.
+func (d *Dispatcher) finished(j job.Job, to job.Status) {
+	d.metrics.finished.WithLabelValues(d.functionLabel(j.Function), string(to)).Inc()
 }
 
 // gauges reports the jobs waiting and running now, by function, read from
@@ -82,15 +104,17 @@ type gauges struct {
 	store *store.Store
 	// declared returns the declared functions' names.
 	declared func() []string
-	timeout  time.Duration
-	waiting  *prometheus.Desc
-	running  *prometheus.Desc
+	// label is the label of a function's name (functionLabel).
+	label   func(string) string
+	timeout time.Duration
+	waiting *prometheus.Desc
+	running *prometheus.Desc
 }
 
-func newGauges(s *store.Store, declared func() []string) *gauges {
+func newGauges(s *store.Store, declared func() []string, label func(string) string) *gauges {
 	const same = " Read from Redis at each scrape: every dispatcher replica reports the same value, so aggregate with max(), not sum()."
 	return &gauges{
-		store: s, declared: declared, timeout: 5 * time.Second,
+		store: s, declared: declared, label: label, timeout: 5 * time.Second,
 		waiting: prometheus.NewDesc("kjobs_jobs_waiting",
 			"Jobs waiting now for a slot under a concurrency cap, by function."+same, []string{"function"}, nil),
 		running: prometheus.NewDesc("kjobs_jobs_running",
@@ -113,14 +137,16 @@ func (g *gauges) Collect(ch chan<- prometheus.Metric) {
 		status job.Status
 		desc   *prometheus.Desc
 	}{{job.Waiting, g.waiting}, {job.Running, g.running}} {
-		counts, err := g.store.ByFunction(ctx, s.status)
+		byName, err := g.store.ByFunction(ctx, s.status)
 		if err != nil {
 			continue
 		}
+		counts := map[string]int64{}
 		for _, fn := range g.declared() {
-			if _, ok := counts[fn]; !ok {
-				counts[fn] = 0
-			}
+			counts[fn] = 0
+		}
+		for fn, n := range byName {
+			counts[g.label(fn)] += n
 		}
 		for fn, n := range counts {
 			ch <- prometheus.MustNewConstMetric(s.desc, prometheus.GaugeValue, float64(n), fn)
