@@ -30,6 +30,7 @@ import (
 	"github.com/kjobs/kjobs/internal/delivery"
 	"github.com/kjobs/kjobs/internal/dispatch"
 	"github.com/kjobs/kjobs/internal/httpserver"
+	"github.com/kjobs/kjobs/internal/metrics"
 	"github.com/kjobs/kjobs/internal/runner/kube"
 	"github.com/kjobs/kjobs/internal/store"
 )
@@ -109,12 +110,16 @@ func run(log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	reg := prometheus.NewRegistry()
+	clients := metrics.Register(reg)
 	rdb := redis.NewClient(redisOpts)
+	rdb.AddHook(clients.Redis())
 	defer rdb.Close()
 	restCfg, namespace, err := cluster.Config(env.Namespace)
 	if err != nil {
 		return err
 	}
+	restCfg.Wrap(clients.APIServer)
 	client, err := kubernetes.NewForConfig(restCfg)
 	if err != nil {
 		return err
@@ -144,7 +149,7 @@ func run(log *slog.Logger) error {
 	functions := catalog.New(false)
 	functions.Update(runner.Functions(), log)
 	d.SetFunctions(functions)
-	handler := d.Handler(prometheus.NewRegistry())
+	handler := d.Handler(reg)
 	l, err := net.Listen("tcp", net.JoinHostPort(env.Host, strconv.Itoa(env.Port)))
 	if err != nil {
 		return err

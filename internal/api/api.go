@@ -118,6 +118,18 @@ func New(cfg Config) *Server {
 	public("GET /healthz", s.healthz)
 	public("GET /readyz", s.readyz)
 	public("GET /openapi.json", serveOpenAPI)
+	// /metrics stays on the API's one port, behind the tokens. A Knative
+	// Service's containers may declare a single port between them
+	// (knative.dev/serving v0.50.0 pkg/apis/serving/k8s_validation.go,
+	// validateContainersPorts: "more than one container port is set"), and
+	// the metrics ports Knative scrapes, 9090 and 9091 (pkg/networking/
+	// constants.go), are the queue-proxy's own and reserved to it
+	// (reservedPorts in k8s_validation.go): Knative
+	// scrapes only the queue-proxy, never the user's container. The one
+	// port is the public one, behind the ingress, so its metrics keep the
+	// same auth as the rest; Prometheus scrapes each pod's port directly
+	// with a bearer token (README, "Metrics"). They hold no job data:
+	// routes are patterns, functions are the declared ones.
 	private("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}).ServeHTTP)
 	private("POST /jobs", s.createJob)
 	private("GET /jobs", s.listJobs)

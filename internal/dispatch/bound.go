@@ -77,7 +77,7 @@ func (d *Dispatcher) DeadLetterBound(ctx context.Context, name string, e cloudev
 		log.Info("dead letter of an event of a binding that does not exist dropped", "reason", reason)
 		return cloudevents.ResultACK
 	case err != nil:
-		d.droppedDeadLetters.Inc()
+		d.metrics.droppedDeadLetters.Inc()
 		return d.unavailable(log, err)
 	}
 	req, ce, err := boundRequest(b, e)

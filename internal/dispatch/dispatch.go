@@ -20,7 +20,6 @@ import (
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/cloudevents/sdk-go/v2/protocol"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kjobs/kjobs/internal/binding"
 	"github.com/kjobs/kjobs/internal/catalog"
@@ -47,8 +46,8 @@ type Dispatcher struct {
 	// transient bounds how long one step of a delivery retries an error of
 	// Redis or the API server before the delivery answers 503.
 	transient time.Duration
-	// droppedDeadLetters counts dead letters that could not be recorded.
-	droppedDeadLetters prometheus.Counter
+	// metrics count jobs and attempts; Handler registers them.
+	metrics metrics
 	// maxAttempts is how many attempts a job gets; see SetMaxAttempts.
 	maxAttempts int
 	// bindings are read by the binding routes; see SetBindings.
@@ -73,11 +72,7 @@ var _ runner.Recorder = (*Dispatcher)(nil)
 func New(s *store.Store, r runner.Runner, log *slog.Logger) *Dispatcher {
 	return &Dispatcher{
 		store: s, runner: r, log: log, now: time.Now, transient: transientBudget, maxAttempts: DefaultMaxAttempts,
-		functions: catalog.New(false),
-		droppedDeadLetters: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "kjobs_dispatcher_dead_letters_dropped_total",
-			Help: "Dead letters the dispatcher could not record, after retrying; the Broker may retry or drop them.",
-		}),
+		functions: catalog.New(false), metrics: newMetrics(),
 	}
 }
 
@@ -102,15 +97,22 @@ func (d *Dispatcher) Reconcile(ctx context.Context) error {
 
 // Record keeps what the runner observed of attempt a of job id. Repeating it
 // is a no-op, so the reconciler and the delivery that waited for the attempt
-// may both record it. An attempt of a job that has no record, such as one
+// may both record it, and only the one whose record moved the job counts
+// it in the metrics. An attempt of a job that has no record, such as one
 // whose record expired, is ignored: nothing could show it. A running
 // attempt of a canceled job is stopped.
 func (d *Dispatcher) Record(ctx context.Context, id string, a job.Attempt) error {
 	var err error
 	if a.Outcome == job.OutcomeRunning {
-		_, err = d.store.Start(ctx, id, a)
+		var moved bool
+		if moved, err = d.store.Start(ctx, id, a); moved {
+			d.count(ctx, id, func(j job.Job) { d.started(j, a) })
+		}
 	} else {
-		_, err = d.store.Finish(ctx, id, a)
+		var to job.Status
+		if to, err = d.store.Finish(ctx, id, a); to != "" {
+			d.count(ctx, id, func(j job.Job) { d.ended(j, a, to) })
+		}
 	}
 	switch {
 	case errors.Is(err, store.ErrCanceled):
@@ -126,6 +128,26 @@ func (d *Dispatcher) Record(ctx context.Context, id string, a job.Attempt) error
 		return nil
 	}
 	return err
+}
+
+// count reads job id, whose function and creation time never change, and
+// counts a move of it that has happened with fn. The read outlives the
+// caller's context, such as a delivery cut right after the move. A read
+// that Redis does not answer within the transient budget loses that count,
+// which is logged: the move itself is recorded, and repeating it would not
+// count it again.
+func (d *Dispatcher) count(ctx context.Context, id string, fn func(job.Job)) {
+	ctx = context.WithoutCancel(ctx)
+	var j job.Job
+	err := d.retry(ctx, d.log, "reading a job to count its move", func() (err error) {
+		j, err = d.store.Get(ctx, id)
+		return err
+	})
+	if err != nil {
+		d.log.Warn("a move of a job is left out of the metrics", "job", id, "error", err)
+		return
+	}
+	fn(j)
 }
 
 // Receive handles one delivery of a job's event. It answers 2xx when the
@@ -204,7 +226,7 @@ func (d *Dispatcher) run(ctx context.Context, log *slog.Logger, id string, j job
 	log = log.With("attempt", n)
 	if !exists(inCluster, n) {
 		if n > d.maxAttempts {
-			return d.exhausted(ctx, log, id, j.Attempts, inCluster)
+			return d.exhausted(ctx, log, j, inCluster)
 		}
 		// A new attempt needs a slot when a cap holds its function. A job
 		// without one is answered at once, so that however long it waits
@@ -229,10 +251,10 @@ func (d *Dispatcher) run(ctx context.Context, log *slog.Logger, id string, j job
 			return cloudevents.NewHTTPResult(http.StatusAccepted, "")
 		}
 	}
-	err := d.retry(ctx, log, "starting the attempt", func() error {
-		_, err := d.store.Start(ctx, id, job.Attempt{
-			Attempt: n, Job: runner.Name(id, n), StartedAt: d.now().UTC(), Outcome: job.OutcomeRunning,
-		})
+	start := job.Attempt{Attempt: n, Job: runner.Name(id, n), StartedAt: d.now().UTC(), Outcome: job.OutcomeRunning}
+	var started bool
+	err := d.retry(ctx, log, "starting the attempt", func() (err error) {
+		started, err = d.store.Start(ctx, id, start)
 		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrCanceled) {
 			// Expired between Create and here, and the redelivery creates
 			// it; or canceled, and nothing is to run.
@@ -246,6 +268,9 @@ func (d *Dispatcher) run(ctx context.Context, log *slog.Logger, id string, j job
 		return cloudevents.ResultACK
 	case err != nil:
 		return d.unavailable(log, err)
+	}
+	if started {
+		d.started(j, start)
 	}
 	if ce == nil && req.Binding != "" {
 		if err := d.retry(ctx, log, "reading the job's event", func() (err error) {
@@ -308,21 +333,26 @@ func next(stored, inCluster []job.Attempt) (int, *job.Attempt) {
 	return last.Attempt, nil
 }
 
-// exhausted fails a job whose every attempt has failed, when a delivery
+// exhausted fails job j, whose every attempt has failed, when a delivery
 // would start one more, and answers 200: the job has its outcome.
-func (d *Dispatcher) exhausted(ctx context.Context, log *slog.Logger, id string, stored, inCluster []job.Attempt) protocol.Result {
+func (d *Dispatcher) exhausted(ctx context.Context, log *slog.Logger, j job.Job, inCluster []job.Attempt) protocol.Result {
+	id := j.ID
 	var last job.Attempt
-	for _, a := range slices.Concat(stored, inCluster) {
+	for _, a := range slices.Concat(j.Attempts, inCluster) {
 		if a.Attempt >= last.Attempt {
 			last = a
 		}
 	}
 	reason := fmt.Sprintf("attempt %d of %d failed: %s", last.Attempt, d.maxAttempts, failure(last))
-	if err := d.retry(ctx, log, "failing the job", func() error {
-		_, err := d.store.DeadLetter(ctx, id, reason)
+	var result store.DeadLetterResult
+	if err := d.retry(ctx, log, "failing the job", func() (err error) {
+		result, err = d.store.DeadLetter(ctx, id, reason)
 		return err
 	}); err != nil {
 		return d.unavailable(log, err)
+	}
+	if result == store.DeadLetterFailed {
+		d.finished(j, job.Failed)
 	}
 	log.Info("job failed: no attempt left", "reason", reason)
 	return cloudevents.ResultACK
@@ -451,6 +481,7 @@ func (d *Dispatcher) deadLetter(ctx context.Context, log *slog.Logger, id, reaso
 	var (
 		result  store.DeadLetterResult
 		skipped bool
+		j       job.Job
 	)
 	err := d.retry(ctx, log, "recording the dead letter", func() error {
 		if drop != nil {
@@ -461,7 +492,8 @@ func (d *Dispatcher) deadLetter(ctx context.Context, log *slog.Logger, id, reaso
 		}
 		// A job refused before it was ever recorded, such as a schedule
 		// tick for an unknown function, still counts as one failed job.
-		j, err := create()
+		var err error
+		j, err = create()
 		if errors.Is(err, store.ErrScheduleDeleted) || errors.Is(err, store.ErrCollision) {
 			result = store.DeadLetterIgnored
 			return nil
@@ -489,7 +521,7 @@ func (d *Dispatcher) deadLetter(ctx context.Context, log *slog.Logger, id, reaso
 		// The Broker retries a dead-letter delivery answered 5xx, but only
 		// as often as its delivery spec says; past that the job keeps its
 		// status until the sweep re-sends its event.
-		d.droppedDeadLetters.Inc()
+		d.metrics.droppedDeadLetters.Inc()
 		log.Error("a dead letter could not be recorded", "reason", reason, "error", err)
 		return cloudevents.NewHTTPResult(http.StatusServiceUnavailable, "recording the dead letter: %v", err)
 	}
@@ -499,6 +531,7 @@ func (d *Dispatcher) deadLetter(ctx context.Context, log *slog.Logger, id, reaso
 	}
 	switch result {
 	case store.DeadLetterFailed:
+		d.finished(j, job.Failed)
 		log.Info("job dead-lettered", "reason", reason)
 	case store.DeadLetterKept:
 		log.Info("job dead-lettered while an attempt runs; that attempt decides", "reason", reason)

@@ -215,6 +215,14 @@ func TestDeadLetter(t *testing.T) {
 	if diff := cmp.Diff(job.Stats{Failed: 1, Retries: 2}, stats); diff != "" {
 		t.Errorf("stats (-want +got):\n%s", diff)
 	}
+	// One failed job whatever the number of dead letters, three attempts.
+	checkCounts(t, d, "fail", counts{Failed: 1, AttemptsFailed: 3, Durations: 3, Waits: 1})
+	// A fourth delivery, as an event sent again would make, finds no
+	// attempt left and fails nothing more.
+	if got := status(t, d.Receive(ctx, e)); got != http.StatusOK {
+		t.Errorf("a delivery after the dead letter answered %d, want 200", got)
+	}
+	checkCounts(t, d, "fail", counts{Failed: 1, AttemptsFailed: 3, Durations: 3, Waits: 1})
 
 	// A tick for a function this dispatcher lacks was refused with 400 and
 	// never recorded; its dead letter still counts one failed job.
@@ -226,6 +234,32 @@ func TestDeadLetter(t *testing.T) {
 	if j, err := st.Get(ctx, unknown.ID()); err != nil || j.Status != job.Failed {
 		t.Errorf("unknown function's job = %v, %v; want failed", j.Status, err)
 	}
+	// Its function is no label of its own: any event could name one.
+	checkCounts(t, d, "undeclared", counts{Failed: 1})
+}
+
+// TestExhausted sends a job's event again after its every attempt failed
+// and before the Broker's dead letter: the delivery fails the job, and
+// counts it once, however often the event comes.
+func TestExhausted(t *testing.T) {
+	d, st := setup(t)
+	d.SetMaxAttempts(2)
+	ctx := context.Background()
+	e := requested(t, `{"function":"fail"}`)
+	for range 2 {
+		if got := status(t, d.Receive(ctx, e)); got != http.StatusInternalServerError {
+			t.Fatalf("a failing attempt answered %d, want 500", got)
+		}
+	}
+	for range 2 {
+		if got := status(t, d.Receive(ctx, e)); got != http.StatusOK {
+			t.Fatalf("a delivery with no attempt left answered %d, want 200", got)
+		}
+	}
+	if j, err := st.Get(ctx, e.ID()); err != nil || j.Status != job.Failed || len(j.Attempts) != 2 {
+		t.Fatalf("job = %+v, %v; want failed after 2 attempts", j, err)
+	}
+	checkCounts(t, d, "fail", counts{Failed: 1, AttemptsFailed: 2, Durations: 2, Waits: 1})
 }
 
 func TestDeadLetterReason(t *testing.T) {

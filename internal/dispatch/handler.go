@@ -33,13 +33,16 @@ const MaxEventSize = 256 << 10
 const readyGrace = 10 * time.Second
 
 // Handler serves the dispatcher's routes: CloudEvents on / and on
-// DeadLetterPath, and /healthz, /readyz and /metrics.
+// DeadLetterPath, and /healthz, /readyz and /metrics. It registers the
+// dispatcher's metrics on reg, which /metrics serves; the caller registers
+// the process's own (metrics.Register) once.
 func (d *Dispatcher) Handler(reg *prometheus.Registry) http.Handler {
 	deliveries := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "kjobs_dispatcher_deliveries_total",
 		Help: "Event deliveries handled by the dispatcher, by route and HTTP status answered.",
 	}, []string{"route", "code"})
-	reg.MustRegister(deliveries, d.droppedDeadLetters)
+	reg.MustRegister(d.metrics.collectors()...)
+	reg.MustRegister(deliveries, newGauges(d.store, func() []string { return d.functions.Names() }, d.functionLabel))
 	own := func(fn func(context.Context, cloudevents.Event) protocol.Result) http.Handler {
 		return serveEvent(true, func(r *http.Request, e cloudevents.Event) protocol.Result { return fn(r.Context(), e) })
 	}

@@ -44,8 +44,11 @@ func (d *Dispatcher) HandOff(ctx context.Context, sender event.Sender) error {
 // through the API, which has no access to Jobs. A cancel whose stop is lost
 // with a replica that died is stopped by the reconciler, which stops every
 // running attempt of a canceled job it sees.
+// It counts each canceled job: the store lists a job when its cancel moves
+// it, once, and one replica takes it from the list.
 func (d *Dispatcher) Cancels(ctx context.Context) error {
 	return d.drain(ctx, "cancel", d.store.NextCancel, func(ctx context.Context, id string) {
+		d.count(ctx, id, func(j job.Job) { d.finished(j, job.Canceled) })
 		if err := d.runner.Stop(ctx, id); err != nil {
 			d.log.Warn("stopping a canceled job's attempt failed; the reconciler stops it", "job", id, "error", err)
 			return

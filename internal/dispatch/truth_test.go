@@ -17,6 +17,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/kjobs/kjobs/internal/event"
@@ -91,6 +93,42 @@ func checkStats(t *testing.T, st *store.Store, want job.Stats) {
 	}
 }
 
+// counts are the dispatcher's metrics of one function's jobs.
+type counts struct {
+	Succeeded, Failed                 float64 // kjobs_jobs_finished_total
+	AttemptsSucceeded, AttemptsFailed float64 // kjobs_attempts_total
+	Durations, Waits                  uint64  // the histograms' counts
+}
+
+func countsOf(d *Dispatcher, fn string) counts {
+	count := func(h *prometheus.HistogramVec) uint64 {
+		var m dto.Metric
+		_ = h.WithLabelValues(fn).(prometheus.Histogram).Write(&m)
+		return m.GetHistogram().GetSampleCount()
+	}
+	return counts{
+		Succeeded:         testutil.ToFloat64(d.metrics.finished.WithLabelValues(fn, "succeeded")),
+		Failed:            testutil.ToFloat64(d.metrics.finished.WithLabelValues(fn, "failed")),
+		AttemptsSucceeded: testutil.ToFloat64(d.metrics.attempts.WithLabelValues(fn, "succeeded")),
+		AttemptsFailed:    testutil.ToFloat64(d.metrics.attempts.WithLabelValues(fn, "failed")),
+		Durations:         count(d.metrics.duration),
+		Waits:             count(d.metrics.queueWait),
+	}
+}
+
+// checkCounts checks d's metrics of function fn's jobs. A count follows the
+// store's move that it counts, so it is given a moment to.
+func checkCounts(t *testing.T, d *Dispatcher, fn string, want counts) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for countsOf(d, fn) != want && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if diff := cmp.Diff(want, countsOf(d, fn)); diff != "" {
+		t.Errorf("metrics of %s (-want +got):\n%s", fn, diff)
+	}
+}
+
 // reconciling runs d's reconciler until the test ends.
 func reconciling(t *testing.T, d *Dispatcher) {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -113,6 +151,8 @@ func TestCutDeliveryLosesNothing(t *testing.T) {
 		t.Errorf("attempts %+v, want one finished", j.Attempts)
 	}
 	checkStats(t, st, job.Stats{Succeeded: 1})
+	// The reconciler recorded the attempt's end; the cut delivery did not.
+	checkCounts(t, d, "sleep", counts{Succeeded: 1, AttemptsSucceeded: 1, Durations: 1, Waits: 1})
 }
 
 // TestDeadLetterAfterSuccess checks that a dead letter for a job whose
@@ -131,6 +171,7 @@ func TestDeadLetterAfterSuccess(t *testing.T) {
 	}
 	waitStatus(t, st, e.ID(), job.Succeeded)
 	checkStats(t, st, job.Stats{Succeeded: 1})
+	checkCounts(t, d, "sleep", counts{Succeeded: 1, AttemptsSucceeded: 1, Durations: 1, Waits: 1})
 }
 
 // TestDeadLetterWhileRunning checks that a dead letter for a job whose
@@ -157,6 +198,9 @@ func TestDeadLetterWhileRunning(t *testing.T) {
 		t.Errorf("job error %q, attempts %+v; want the dead letter's reason and one attempt stopped by its deadline", j.Error, j.Attempts)
 	}
 	checkStats(t, st, job.Stats{Failed: 1})
+	// The attempt's end failed the job, counted once, as failed rather
+	// than retrying; the dead letter that was kept counted nothing.
+	checkCounts(t, d, "sleep", counts{Failed: 1, AttemptsFailed: 1, Durations: 1, Waits: 1})
 }
 
 // TestTransientRedisError pauses Redis for longer than a client's timeouts

@@ -107,7 +107,8 @@ func TestCapUnderMakeRun(t *testing.T) {
 }
 
 // TestCancelUnderMakeRun cancels a running job and a job that waits
-// behind it: the child is stopped, both end canceled, counted once each.
+// behind it: the child is stopped, both end canceled, counted once each,
+// in the stats and in the metrics.
 func TestCancelUnderMakeRun(t *testing.T) {
 	c := start(t, func(cfg *stack.Config) { cfg.MaxRunning = 1 })
 	running := c.submit(`{"function":"sleep","args":{"seconds":"60"}}`)
@@ -116,6 +117,10 @@ func TestCancelUnderMakeRun(t *testing.T) {
 	c.eventually(10*time.Second, func() bool {
 		c.do("GET", "/jobs/"+running, "", &j)
 		return j.Status == job.Running
+	})
+	c.eventually(5*time.Second, func() bool {
+		m := c.scrape()
+		return value(m, "kjobs_jobs_running", "function=sleep") == 1 && value(m, "kjobs_jobs_waiting", "function=sleep") == 1
 	})
 	for _, id := range []string{waiting, running, running} {
 		if code := c.do("POST", "/jobs/"+id+"/cancel", "", &j); code != http.StatusAccepted || j.Status != job.Canceled {
@@ -146,6 +151,15 @@ func TestCancelUnderMakeRun(t *testing.T) {
 	if code := c.do("POST", "/jobs/"+done+"/cancel", "", &p); code != http.StatusConflict {
 		t.Errorf("cancel of a succeeded job: %d %s, want 409", code, p.Type)
 	}
+	// The stopped attempt ended a canceled job, which no attempt moves:
+	// it is no attempt's end to count.
+	c.checkSeries([]series{
+		{"kjobs_jobs_finished_total", "function=sleep,status=canceled", 2},
+		{"kjobs_jobs_finished_total", "function=echo,status=succeeded", 1},
+		{"kjobs_attempts_total", "function=sleep,outcome=failed", -1},
+		{"kjobs_jobs_running", "function=sleep", 0},
+		{"kjobs_jobs_waiting", "function=sleep", 0},
+	})
 }
 
 // TestRetriesBehindCap fails a job whose retries wait behind a cap held by

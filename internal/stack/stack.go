@@ -31,6 +31,7 @@ import (
 	"github.com/kjobs/kjobs/internal/delivery"
 	"github.com/kjobs/kjobs/internal/dispatch"
 	"github.com/kjobs/kjobs/internal/httpserver"
+	"github.com/kjobs/kjobs/internal/metrics"
 	"github.com/kjobs/kjobs/internal/runner"
 	"github.com/kjobs/kjobs/internal/runner/kube"
 	"github.com/kjobs/kjobs/internal/runner/local"
@@ -61,6 +62,11 @@ func Run(ctx context.Context, cfg Config, ls Listeners, log *slog.Logger) error 
 		return err
 	}
 	defer closeRedis()
+	// The API and the dispatcher share one registry, as they share this
+	// process: the API's /metrics serves both.
+	reg := prometheus.NewRegistry()
+	clients := metrics.Register(reg)
+	rdb.AddHook(clients.Redis())
 	st := store.New(rdb, store.Options{Retention: cfg.Retention})
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -87,7 +93,7 @@ func Run(ctx context.Context, cfg Config, ls Listeners, log *slog.Logger) error 
 			return fmt.Errorf("stack: KJOBS_FUNCTIONS_FILE %s: %w", cfg.FunctionsFile, err)
 		}
 	}
-	run, logs, schedules, closeRunner, err := backends(ctx, cfg, functions, log)
+	run, logs, schedules, closeRunner, err := backends(ctx, cfg, functions, clients, log)
 	if err != nil {
 		dispatchListener.Close()
 		return err
@@ -131,7 +137,7 @@ func Run(ctx context.Context, cfg Config, ls Listeners, log *slog.Logger) error 
 		dispatchListener.Close()
 		return fmt.Errorf("stack: %w", err)
 	}
-	dh := d.Handler(prometheus.NewRegistry())
+	dh := d.Handler(reg)
 	// A delivery waits for its attempt: the write timeout must outlast the
 	// longest job, as the dispatcher's Knative Service timeout does.
 	dispatchServer := httpserver.New(dh, httpserver.Timeouts{Write: cfg.JobDeadline + time.Minute, Shutdown: 5 * time.Second}, log)
@@ -167,7 +173,7 @@ func Run(ctx context.Context, cfg Config, ls Listeners, log *slog.Logger) error 
 	}, httpserver.Timeouts{}, log)
 	apiServer := httpserver.New(ui.Mount(api.New(api.Config{
 		Store: st, Sender: broker, Schedules: schedules, Bindings: bindings, Functions: functions,
-		JobDeadline: cfg.JobDeadline, Auth: auth, Logs: logs,
+		JobDeadline: cfg.JobDeadline, Auth: auth, Logs: logs, Registry: reg,
 		Log: log.With("component", "api"),
 	}), ui.Config{Auth: auth, Log: log.With("component", "ui")}), httpserver.Timeouts{}, log)
 
@@ -191,7 +197,7 @@ func Run(ctx context.Context, cfg Config, ls Listeners, log *slog.Logger) error 
 // backends returns the runner, the reader of its attempts' logs and, in a
 // cluster, the schedule store; a nil store means the local scheduler, which
 // needs the broker to send to.
-func backends(ctx context.Context, cfg Config, functions *catalog.Catalog, log *slog.Logger) (runner.Runner, runner.Logs, schedule.Store, func(), error) {
+func backends(ctx context.Context, cfg Config, functions *catalog.Catalog, clients *metrics.Clients, log *slog.Logger) (runner.Runner, runner.Logs, schedule.Store, func(), error) {
 	if cfg.Runner == RunnerLocal {
 		r := local.New(local.Config{Processor: cfg.Processor, Functions: functions, Deadline: cfg.JobDeadline})
 		return r, r, nil, r.Close, nil
@@ -200,6 +206,7 @@ func backends(ctx context.Context, cfg Config, functions *catalog.Catalog, log *
 	if err != nil {
 		return nil, nil, nil, nil, fmt.Errorf("stack: KUBECONFIG: %w", err)
 	}
+	rest.Wrap(clients.APIServer)
 	kc, err := kubernetes.NewForConfig(rest)
 	if err != nil {
 		return nil, nil, nil, nil, fmt.Errorf("stack: %w", err)

@@ -167,7 +167,8 @@ func start(n int) step {
 
 func finish(n int, o job.Outcome) step {
 	return step{fmt.Sprintf("finish %d %s", n, o), func(s *store.Store, id string) (bool, error) {
-		return s.Finish(context.Background(), id, attempt(n, o, string(o)))
+		to, err := s.Finish(context.Background(), id, attempt(n, o, string(o)))
+		return to != "", err
 	}}
 }
 

@@ -49,10 +49,11 @@ import (
 // ARGV[7] "1" for the dead-letter sink's move, ARGV[8] the job's ID,
 // ARGV[9] how long a minute's hash is kept (s).
 //
-// Returns 1 when moved, 0 for a no-op, -1 when the job does not exist, -2
-// when the state machine forbids the move, 2 when a dead letter was kept
-// for the running attempt, -3 for the start of an attempt of a canceled
-// job.
+// Returns 1 when moved, 3 when an attempt's end moved the job to failed
+// rather than to the target (a dead letter was kept for it), 0 for a no-op,
+// -1 when the job does not exist, -2 when the state machine forbids the
+// move, 2 when a dead letter was kept for the running attempt, -3 for the
+// start of an attempt of a canceled job.
 var transitionScript = redis.NewScript(capsLib + `
 local sets = {queued = KEYS[3], waiting = KEYS[4], running = KEYS[5], retrying = KEYS[6],
   succeeded = KEYS[7], failed = KEYS[8], canceled = KEYS[9]}
@@ -128,6 +129,7 @@ if reason ~= "" then redis.call("HSET", KEYS[1], "error", reason) end
 if to == "succeeded" or to == "failed" then
   redis.call("EXPIRE", KEYS[1], ARGV[6])
 end
+if to == "failed" and ARGV[7] ~= "1" then return 3 end
 return 1
 `)
 
@@ -142,14 +144,21 @@ func (s *Store) Start(ctx context.Context, id string, a job.Attempt) (bool, erro
 // Finish records how attempt a ended: a succeeded attempt makes the job
 // succeeded, a failed one makes it retrying, for the Broker to deliver its
 // event again, or failed when the Broker has already dead-lettered it. It
-// reports whether the job moved.
-func (s *Store) Finish(ctx context.Context, id string, a job.Attempt) (bool, error) {
+// returns the status the job moved to, or "" when it did not move (a
+// repeated Finish of one attempt), so that a caller counts each end once.
+func (s *Store) Finish(ctx context.Context, id string, a job.Attempt) (job.Status, error) {
 	to := job.Retrying
 	if a.Outcome == job.OutcomeSucceeded {
 		to = job.Succeeded
 	}
 	r, err := s.transition(ctx, "store.Finish", id, to, a, "", false)
-	return r == moved, err
+	switch r {
+	case moved:
+		return to, err
+	case movedFailed:
+		return job.Failed, err
+	}
+	return "", err
 }
 
 // DeadLetterResult says what DeadLetter did.
@@ -184,9 +193,10 @@ func (s *Store) DeadLetter(ctx context.Context, id, reason string) (DeadLetterRe
 
 // Results of the transition script that are not errors.
 const (
-	noop  = 0
-	moved = 1
-	kept  = 2
+	noop        = 0
+	moved       = 1
+	kept        = 2
+	movedFailed = 3
 )
 
 // ErrCanceled is returned by Start for an attempt of a canceled job: the

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"k8s.io/client-go/kubernetes"
 	eventingclient "knative.dev/eventing/pkg/client/clientset/versioned"
@@ -29,6 +30,7 @@ import (
 	"github.com/kjobs/kjobs/internal/cluster"
 	"github.com/kjobs/kjobs/internal/delivery"
 	"github.com/kjobs/kjobs/internal/httpserver"
+	"github.com/kjobs/kjobs/internal/metrics"
 	kuberunner "github.com/kjobs/kjobs/internal/runner/kube"
 	"github.com/kjobs/kjobs/internal/schedule/ping"
 	"github.com/kjobs/kjobs/internal/store"
@@ -88,7 +90,10 @@ func run(log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	reg := prometheus.NewRegistry()
+	clients := metrics.Register(reg)
 	rdb := redis.NewClient(redisOpts)
+	rdb.AddHook(clients.Redis())
 	defer rdb.Close()
 	sender, err := delivery.NewHTTPSender(env.Sink)
 	if err != nil {
@@ -98,6 +103,7 @@ func run(log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	restCfg.Wrap(clients.APIServer)
 	eventing, err := eventingclient.NewForConfig(restCfg)
 	if err != nil {
 		return err
@@ -133,6 +139,7 @@ func run(log *slog.Logger) error {
 		JobDeadline: env.JobDeadline,
 		Logs:        kuberunner.NewLogs(kube, namespace),
 		Auth:        auth,
+		Registry:    reg,
 		Log:         log,
 	}), ui.Config{Auth: auth, Log: log.With("component", "ui")})
 	l, err := net.Listen("tcp", net.JoinHostPort(env.Host, strconv.Itoa(env.Port)))

@@ -133,6 +133,19 @@ func TestDispatcherKilledMidAttempt(t *testing.T) {
 	if diff := cmp.Diff(job.Stats{Succeeded: 1}, stats); diff != "" {
 		t.Errorf("stats (-want +got):\n%s", diff)
 	}
+	// The second dispatcher counts the attempt's end and the job's, once
+	// between its delivery and its reconciler; the start, and the wait
+	// before it, were the killed one's to count.
+	families := checkMetrics(t, second.url+"/metrics", map[string]float64{
+		"kjobs_jobs_finished_total{function=sleep,status=succeeded}": 1,
+		"kjobs_attempts_total{function=sleep,outcome=succeeded}":     1,
+		"kjobs_attempt_duration_seconds_count{function=sleep}":       1,
+		"kjobs_queue_wait_seconds_count{function=sleep}":             -1,
+		"kjobs_jobs_running{function=sleep}":                         0,
+	})
+	if families["go_goroutines"] == nil || families["process_cpu_seconds_total"] == nil {
+		t.Error("the dispatcher's /metrics lacks the Go and process collectors")
+	}
 	if strings.Contains(second.Output(), `"level":"ERROR"`) {
 		t.Errorf("the second dispatcher logged an error:\n%s", second.Output())
 	}

@@ -136,6 +136,15 @@ func TestRedeliveryConcurrent(t *testing.T) {
 		if diff := cmp.Diff(want, summarize(j.Attempts)); diff != "" {
 			t.Errorf("job attempts (-want +got):\n%s", diff)
 		}
+		// 20 deliveries recorded the attempt's start and end; one moved
+		// the job each time, and only it counted.
+		checkMetrics(t, d.url+"/metrics", map[string]float64{
+			"kjobs_jobs_finished_total{function=echo,status=succeeded}": 1,
+			"kjobs_attempts_total{function=echo,outcome=succeeded}":     1,
+			"kjobs_attempt_duration_seconds_count{function=echo}":       1,
+			"kjobs_queue_wait_seconds_count{function=echo}":             1,
+			"kjobs_dispatcher_deliveries_total{code=200,route=receive}": deliveries,
+		})
 	})
 
 	t.Run("fails, is retried and dead-lettered", func(t *testing.T) {
@@ -223,5 +232,13 @@ func TestRedeliveryConcurrent(t *testing.T) {
 			t.Errorf("stats after a second dead letter and a redelivery (-want +got):\n%s", diff)
 		}
 		checkJobs(t, ctx, d.client, d.ns, id, 2, "fail")
+		checkMetrics(t, d.url+"/metrics", map[string]float64{
+			"kjobs_jobs_finished_total{function=fail,status=failed}":        1,
+			"kjobs_attempts_total{function=fail,outcome=failed}":            2,
+			"kjobs_attempt_duration_seconds_count{function=fail}":           2,
+			"kjobs_queue_wait_seconds_count{function=fail}":                 1,
+			"kjobs_dispatcher_deliveries_total{code=500,route=receive}":     2 * deliveries,
+			"kjobs_dispatcher_deliveries_total{code=200,route=dead-letter}": 2,
+		})
 	})
 }

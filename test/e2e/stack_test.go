@@ -140,6 +140,24 @@ func TestLocalStackOnCluster(t *testing.T) {
 	if diff := cmp.Diff(job.Stats{Succeeded: 2, Failed: 1, Retries: 3}, stats); diff != "" {
 		t.Errorf("GET /jobs/stats (-want +got):\n%s", diff)
 	}
+	// The metrics agree, however the deliveries and the reconciler shared
+	// the recording of the attempts.
+	checkMetrics(t, a.url+"/metrics", map[string]float64{
+		"kjobs_jobs_finished_total{function=sleep,status=succeeded}": 1,
+		"kjobs_jobs_finished_total{function=fail,status=failed}":     1,
+		"kjobs_jobs_finished_total{function=flaky,status=succeeded}": 1,
+		"kjobs_attempts_total{function=sleep,outcome=succeeded}":     1,
+		"kjobs_attempts_total{function=fail,outcome=failed}":         3,
+		"kjobs_attempts_total{function=flaky,outcome=failed}":        1,
+		"kjobs_attempts_total{function=flaky,outcome=succeeded}":     1,
+		"kjobs_attempt_duration_seconds_count{function=sleep}":       1,
+		"kjobs_attempt_duration_seconds_count{function=fail}":        3,
+		"kjobs_attempt_duration_seconds_count{function=flaky}":       2,
+		"kjobs_queue_wait_seconds_count{function=sleep}":             1,
+		"kjobs_queue_wait_seconds_count{function=fail}":              1,
+		"kjobs_queue_wait_seconds_count{function=flaky}":             1,
+		"kjobs_jobs_running{function=sleep}":                         0,
+	})
 
 	t.Run("schedules are PingSources", func(t *testing.T) {
 		ec, err := eventingclient.NewForConfig(c.cfg)
