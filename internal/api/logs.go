@@ -76,6 +76,14 @@ func (s *Server) jobLogs(w http.ResponseWriter, r *http.Request) {
 		// kept its output.
 		problem.Write(w, r, problem.LogGone, fmt.Sprintf("the output of attempt %d of job %s is not kept by this install's runner, which may have restarted since", a, id))
 		return
+	case err != nil && r.Context().Err() == nil && !errors.Is(err, context.DeadlineExceeded) && !isConnError(err):
+		// The runner could not give the log, but it is not lost: a kubelet
+		// the apiserver cannot reach (as under kwok) or a pod not yet
+		// scheduled to a node. The error may name nodes' addresses, so it
+		// is logged and not answered.
+		s.cfg.Log.Warn("reading an attempt's log", "job", id, "attempt", a, "error", err)
+		problem.Write(w, r, problem.LogUnavailable, fmt.Sprintf("the output of attempt %d of job %s could not be read from where it runs; the error is logged", a, id))
+		return
 	case err != nil:
 		s.internalError(w, r, "opening an attempt's log", err)
 		return

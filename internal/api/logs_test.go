@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -41,6 +42,7 @@ func TestLogs(t *testing.T) {
 	r := local.New(local.Config{Processor: processor, Dir: t.TempDir()})
 	t.Cleanup(r.Close)
 	withLogs, noLogs := serveLogs(t, st, r), serveLogs(t, st, nil)
+	unreadable := serveLogs(t, st, failingLogs{errors.New(`Get "https://10.0.0.7:10250/containerLogs/kjobs/p/processor": no route to host`)})
 
 	// ran has attempt 1 running; fresh has no attempt yet; forgotten has an
 	// attempt that this runner never ran, as after a restart.
@@ -79,6 +81,7 @@ func TestLogs(t *testing.T) {
 		{"no attempt yet", withLogs + "/jobs/" + fresh + "/logs", 404, problem.NotFound.Type(), ""},
 		{"attempt the runner does not know", withLogs + "/jobs/" + forgotten + "/logs", 410, problem.LogGone.Type(), ""},
 		{"no logs kept", noLogs + "/jobs/" + ran + "/logs", 410, problem.LogGone.Type(), ""},
+		{"the runner cannot read it", unreadable + "/jobs/" + ran + "/logs", 502, problem.LogUnavailable.Type(), ""},
 		{"unknown job", withLogs + "/jobs/0199a6a0-0000-7000-8000-000000000000/logs", 404, problem.NotFound.Type(), ""},
 		{"malformed job id", withLogs + "/jobs/NOT_AN_ID/logs", 404, problem.NotFound.Type(), ""},
 		{"attempt not a number", withLogs + "/jobs/" + ran + "/logs?attempt=x", 400, problem.InvalidParameter.Type(), "attempt"},
@@ -103,12 +106,23 @@ func TestLogs(t *testing.T) {
 				}
 				return
 			}
+			if strings.Contains(body, "10.0.0.7") {
+				t.Errorf("GET = %s, which names a node's address", body)
+			}
 			var d problem.Details
 			if err := json.Unmarshal([]byte(body), &d); err != nil || typ != problem.ContentType || d.Type != tt.want || d.Field != tt.field || d.Detail == "" {
 				t.Errorf("GET = %s %s, want a problem of type %s about %q", typ, body, tt.want, tt.field)
 			}
 		})
 	}
+}
+
+// failingLogs fails to open any log, as the kube reader does when the
+// apiserver cannot reach the pod's kubelet.
+type failingLogs struct{ err error }
+
+func (f failingLogs) Open(context.Context, string, int, bool) (io.ReadCloser, error) {
+	return nil, f.err
 }
 
 // TestLogsBinding checks that a binding named "logs" is still served at

@@ -119,6 +119,7 @@ func TestOpenAPIProblems(t *testing.T) {
 		problem.AlreadyExists, problem.JobFinished, problem.Unauthorized, problem.NotFound,
 		problem.MethodNotAllowed, problem.BodyTooLarge, problem.UnsupportedMediaType, problem.Unavailable,
 		problem.Internal, problem.InvalidParameter, problem.LogGone,
+		problem.LogUnavailable,
 	} {
 		s, ok := doc.Components.Schemas["problem-"+k.Slug]
 		if !ok {

@@ -43,6 +43,7 @@ var (
 	NotFound             = Kind{"not-found", "Not found", http.StatusNotFound}
 	MethodNotAllowed     = Kind{"method-not-allowed", "Method not allowed", http.StatusMethodNotAllowed}
 	LogGone              = Kind{"log-gone", "The attempt's log is no longer kept", http.StatusGone}
+	LogUnavailable       = Kind{"log-unavailable", "The attempt's log could not be read", http.StatusBadGateway}
 	BodyTooLarge         = Kind{"body-too-large", "The request body is too large", http.StatusRequestEntityTooLarge}
 	UnsupportedMediaType = Kind{"unsupported-media-type", "The request body must be JSON", http.StatusUnsupportedMediaType}
 	Unavailable          = Kind{"unavailable", "The service cannot take the request now", http.StatusServiceUnavailable}
