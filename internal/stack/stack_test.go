@@ -1,13 +1,9 @@
 package stack_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +11,7 @@ import (
 	"github.com/kjobs/kjobs/internal/job"
 	"github.com/kjobs/kjobs/internal/schedule"
 	"github.com/kjobs/kjobs/internal/stack"
+	"github.com/kjobs/kjobs/internal/stack/stacktest"
 	"github.com/kjobs/kjobs/internal/store"
 	"github.com/kjobs/kjobs/internal/testenv"
 )
@@ -37,44 +34,8 @@ type client struct {
 // Each option changes the stack's configuration first.
 func start(t *testing.T, options ...func(*stack.Config)) client {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := stack.Config{
-		Host: "127.0.0.1", RedisURL: "redis://" + testenv.RedisAddr(t), Retention: time.Hour,
-		Runner: stack.RunnerLocal, Processor: processor, JobDeadline: time.Minute, SweepAfter: time.Minute,
-	}
-	for _, o := range options {
-		o(&cfg)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
-	go func() { done <- stack.Run(ctx, cfg, stack.Listeners{API: l, Broker: bl}, log) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("stack.Run: %v", err)
-		}
-	})
-	c := client{t: t, url: "http://" + l.Addr().String(), broker: "http://" + bl.Addr().String()}
-	c.eventually(10*time.Second, func() bool {
-		resp, err := http.Get(c.url + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
-	return c
+	s := stacktest.Start(t, processor, options...)
+	return client{t: t, url: s.API, broker: s.Broker}
 }
 
 func (c client) do(method, path, body string, out any) int {

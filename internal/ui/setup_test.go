@@ -1,11 +1,8 @@
 package ui_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -17,6 +14,7 @@ import (
 
 	"github.com/kjobs/kjobs/internal/job"
 	"github.com/kjobs/kjobs/internal/stack"
+	"github.com/kjobs/kjobs/internal/stack/stacktest"
 	"github.com/kjobs/kjobs/internal/testenv"
 )
 
@@ -41,47 +39,19 @@ type site struct {
 // with a tokens file when withAuth is set.
 func start(t *testing.T, withAuth bool) site {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := stack.Config{
-		Host: "127.0.0.1", RedisURL: "redis://" + testenv.RedisAddr(t), Retention: time.Hour,
-		Runner: stack.RunnerLocal, Processor: processor, JobDeadline: time.Minute, SweepAfter: time.Minute,
-	}
-	s := site{t: t, url: "http://" + l.Addr().String()}
+	s := site{t: t}
 	if withAuth {
+		s.token = token
+	}
+	s.url = stacktest.Start(t, processor, func(cfg *stack.Config) {
+		if !withAuth {
+			return
+		}
 		cfg.TokensFile = filepath.Join(t.TempDir(), "tokens")
 		if err := os.WriteFile(cfg.TokensFile, []byte(token+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		s.token = token
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
-	go func() { done <- stack.Run(ctx, cfg, stack.Listeners{API: l, Broker: bl}, log) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("stack.Run: %v", err)
-		}
-	})
-	s.eventually(10*time.Second, func() bool {
-		resp, err := http.Get(s.url + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+	}).API
 	return s
 }
 
