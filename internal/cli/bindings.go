@@ -2,11 +2,9 @@ package cli
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
 	"maps"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -38,102 +36,49 @@ func (b bindingView) filterText() string {
 	return orDash(strings.Join(parts, " "))
 }
 
+// bindingList is the answer of GET /jobs/bindings.
+type bindingList struct {
+	Bindings []bindingView `json:"bindings"`
+}
+
 func bindingCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "binding",
 		Aliases: []string{"bindings"},
 		Short:   "List, show and delete event bindings (create them with POST /jobs/bindings)",
 	}
-	cmd.AddCommand(bindingListCommand(g), bindingGetCommand(g), bindingDeleteCommand(g))
-	return cmd
-}
-
-func bindingListCommand(g *globals) *cobra.Command {
-	var output string
-	cmd := &cobra.Command{
+	list := showCommand(g, &cobra.Command{
 		Use:   "list",
 		Short: "List the bindings",
 		Args:  exactArgs(),
-		RunE: action(func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			c, err := newClient(*g, cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			var list struct {
-				Bindings []bindingView `json:"bindings"`
-			}
-			raw, err := c.callInto(cmd.Context(), http.MethodGet, "/jobs/bindings", nil, nil, &list)
-			if err != nil {
-				return err
-			}
-			return printAs(cmd.OutOrStdout(), output, raw, func(w io.Writer) error {
-				row(w, "NAME", "FUNCTION", "FILTER", "CREATED")
-				for _, b := range list.Bindings {
-					row(w, b.Name, b.Function, b.filterText(), timestamp(b.CreatedAt))
-				}
-				return nil
-			})
-		}),
-	}
-	addOutput(cmd, &output)
-	return cmd
-}
-
-func bindingGetCommand(g *globals) *cobra.Command {
-	var output string
-	cmd := &cobra.Command{
+	}, http.MethodGet, func([]string) string { return "/jobs/bindings" }, func(w io.Writer, list bindingList) error {
+		row(w, "NAME", "FUNCTION", "FILTER", "CREATED")
+		for _, b := range list.Bindings {
+			row(w, b.Name, b.Function, b.filterText(), timestamp(b.CreatedAt))
+		}
+		return nil
+	})
+	get := showCommand(g, &cobra.Command{
 		Use:   "get NAME",
 		Short: "Show a binding",
 		Args:  exactArgs("NAME"),
-		RunE: action(func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			c, err := newClient(*g, cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			var b bindingView
-			raw, err := c.callInto(cmd.Context(), http.MethodGet, "/jobs/bindings/"+url.PathEscape(args[0]), nil, nil, &b)
-			if err != nil {
-				return err
-			}
-			return printAs(cmd.OutOrStdout(), output, raw, func(w io.Writer) error {
-				row(w, "Name:", b.Name)
-				row(w, "Function:", b.Function)
-				args := "{}"
-				if len(b.Args) > 0 {
-					args = string(b.Args)
-				}
-				row(w, "Args:", args)
-				row(w, "Filter:", b.filterText())
-				row(w, "Created:", timestamp(b.CreatedAt))
-				return nil
-			})
-		}),
-	}
-	addOutput(cmd, &output)
-	return cmd
-}
-
-func bindingDeleteCommand(g *globals) *cobra.Command {
-	return &cobra.Command{
+	}, http.MethodGet, argPath("/jobs/bindings/", ""), func(w io.Writer, b bindingView) error {
+		row(w, "Name:", b.Name)
+		row(w, "Function:", b.Function)
+		args := "{}"
+		if len(b.Args) > 0 {
+			args = string(b.Args)
+		}
+		row(w, "Args:", args)
+		row(w, "Filter:", b.filterText())
+		row(w, "Created:", timestamp(b.CreatedAt))
+		return nil
+	})
+	del := deleteCommand(g, &cobra.Command{
 		Use:   "delete NAME",
 		Short: "Delete a binding; the jobs it started stay",
 		Args:  exactArgs("NAME"),
-		RunE: action(func(cmd *cobra.Command, args []string) error {
-			c, err := newClient(*g, cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			if _, err := c.call(cmd.Context(), http.MethodDelete, "/jobs/bindings/"+url.PathEscape(args[0]), nil, nil, nil); err != nil {
-				return err
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "binding %s deleted\n", args[0])
-			return err
-		}),
-	}
+	}, "binding", argPath("/jobs/bindings/", ""))
+	cmd.AddCommand(list, get, del)
+	return cmd
 }

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"runtime"
@@ -152,6 +154,63 @@ func exactArgs(names ...string) cobra.PositionalArgs {
 		}
 		return nil
 	}
+}
+
+// functionArgs checks the arguments of run and schedule create: FUNCTION,
+// then its key=value arguments, which parseArgs reads.
+func functionArgs(_ *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return usageError("missing FUNCTION")
+	}
+	return nil
+}
+
+// showCommand completes cmd, whose Use, Short and Args the caller sets, into
+// a command that sends method to the route path makes of its arguments and
+// prints the object the API answers: by table, or as JSON or YAML with -o.
+func showCommand[T any](g *globals, cmd *cobra.Command, method string, path func(args []string) string, table func(io.Writer, T) error) *cobra.Command {
+	var output string
+	cmd.RunE = action(func(cmd *cobra.Command, args []string) error {
+		if err := checkOutput(output); err != nil {
+			return err
+		}
+		c, err := newClient(*g, cmd.ErrOrStderr())
+		if err != nil {
+			return err
+		}
+		var v T
+		raw, err := c.callInto(cmd.Context(), method, path(args), nil, nil, &v)
+		if err != nil {
+			return err
+		}
+		return printAs(cmd.OutOrStdout(), output, raw, func(w io.Writer) error { return table(w, v) })
+	})
+	addOutput(cmd, &output)
+	return cmd
+}
+
+// deleteCommand completes cmd, whose Use, Short and Args the caller sets,
+// into a command that deletes the object at the route path makes of its
+// arguments and prints "KIND ID deleted".
+func deleteCommand(g *globals, cmd *cobra.Command, kind string, path func(args []string) string) *cobra.Command {
+	cmd.RunE = action(func(cmd *cobra.Command, args []string) error {
+		c, err := newClient(*g, cmd.ErrOrStderr())
+		if err != nil {
+			return err
+		}
+		if _, err := c.call(cmd.Context(), http.MethodDelete, path(args), nil, nil, nil); err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s %s deleted\n", kind, args[0])
+		return err
+	})
+	return cmd
+}
+
+// argPath is the route of the object a command's one argument, an ID or a
+// NAME, names: prefix, the argument path-escaped, then suffix.
+func argPath(prefix, suffix string) func(args []string) string {
+	return func(args []string) string { return prefix + url.PathEscape(args[0]) + suffix }
 }
 
 func versionCommand() *cobra.Command {

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -37,12 +38,7 @@ and ends, and the exit code is the job's outcome (0 succeeded, 1 failed or
 canceled).`,
 		Example: `  kjobs run sleep seconds=3 --wait
   kjobs run echo name=report size='{"w":640}' --label team=data`,
-		Args: func(_ *cobra.Command, args []string) error {
-			if len(args) == 0 {
-				return usageError("missing FUNCTION")
-			}
-			return nil
-		},
+		Args: functionArgs,
 		RunE: action(func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
 				return err
@@ -133,29 +129,11 @@ func decode(data []byte, out any) error {
 }
 
 func getCommand(g *globals) *cobra.Command {
-	var output string
-	cmd := &cobra.Command{
+	return showCommand(g, &cobra.Command{
 		Use:   "get ID",
 		Short: "Show a job and its attempts",
 		Args:  exactArgs("ID"),
-		RunE: action(func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			c, err := newClient(*g, cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			var j job.Job
-			raw, err := c.callInto(cmd.Context(), http.MethodGet, "/jobs/"+url.PathEscape(args[0]), nil, nil, &j)
-			if err != nil {
-				return err
-			}
-			return printAs(cmd.OutOrStdout(), output, raw, func(w io.Writer) error { return jobTable(w, j) })
-		}),
-	}
-	addOutput(cmd, &output)
-	return cmd
+	}, http.MethodGet, argPath("/jobs/", ""), jobTable)
 }
 
 // jobTable shows a job's fields, then its attempts as a table.
@@ -276,59 +254,33 @@ to show the next page is printed to stderr: next: --cursor X.`,
 		}),
 	}
 	f := cmd.Flags()
-	f.StringVar(&status, "status", "", "only jobs with this status: "+statusList())
+	f.StringVar(&status, "status", "", "only jobs with this status: "+strings.Join(statusNames(), ", "))
 	f.IntVar(&limit, "limit", 0, "at most this many jobs (the API's default if 0)")
 	f.StringVar(&cursor, "cursor", "", "the page after this cursor, printed by the previous page")
 	f.StringArrayVarP(&labels, "label", "l", nil, "only jobs with the label k=v (repeatable; all must match)")
-	_ = cmd.RegisterFlagCompletionFunc("status", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-		names := make([]string, len(job.Statuses))
-		for i, s := range job.Statuses {
-			names[i] = string(s)
-		}
-		return names, cobra.ShellCompDirectiveNoFileComp
-	})
+	_ = cmd.RegisterFlagCompletionFunc("status", cobra.FixedCompletions(statusNames(), cobra.ShellCompDirectiveNoFileComp))
 	addOutput(cmd, &output)
 	return cmd
 }
 
-func statusList() string {
-	s := ""
-	for i, st := range job.Statuses {
-		if i > 0 {
-			s += ", "
-		}
-		s += string(st)
+// statusNames are the job statuses, for --status's help and completion.
+func statusNames() []string {
+	names := make([]string, len(job.Statuses))
+	for i, s := range job.Statuses {
+		names[i] = string(s)
 	}
-	return s
+	return names
 }
 
 func cancelCommand(g *globals) *cobra.Command {
-	var output string
-	cmd := &cobra.Command{
+	return showCommand(g, &cobra.Command{
 		Use:   "cancel ID",
 		Short: "Cancel a job that has not ended; its running attempt is stopped",
 		Args:  exactArgs("ID"),
-		RunE: action(func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			c, err := newClient(*g, cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			var j job.Job
-			raw, err := c.callInto(cmd.Context(), http.MethodPost, "/jobs/"+url.PathEscape(args[0])+"/cancel", nil, nil, &j)
-			if err != nil {
-				return err
-			}
-			return printAs(cmd.OutOrStdout(), output, raw, func(w io.Writer) error {
-				_, err := fmt.Fprintf(w, "job %s %s\n", j.ID, j.Status)
-				return err
-			})
-		}),
-	}
-	addOutput(cmd, &output)
-	return cmd
+	}, http.MethodPost, argPath("/jobs/", "/cancel"), func(w io.Writer, j job.Job) error {
+		_, err := fmt.Fprintf(w, "job %s %s\n", j.ID, j.Status)
+		return err
+	})
 }
 
 func logsCommand(g *globals) *cobra.Command {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -19,11 +18,39 @@ func scheduleCommand(g *globals) *cobra.Command {
 		Aliases: []string{"schedules"},
 		Short:   "Create, list, pause, resume and delete cron schedules",
 	}
-	cmd.AddCommand(scheduleCreateCommand(g), scheduleListCommand(g),
-		scheduleShowCommand(g, "get", "Show a schedule and its next runs", http.MethodGet, ""),
-		scheduleShowCommand(g, "pause", "Pause a schedule: its ticks start no job until it is resumed", http.MethodPost, "/pause"),
-		scheduleShowCommand(g, "resume", "Resume a paused schedule", http.MethodPost, "/resume"),
-		scheduleDeleteCommand(g))
+	list := showCommand(g, &cobra.Command{
+		Use:   "list",
+		Short: "List the schedules",
+		Args:  exactArgs(),
+	}, http.MethodGet, func([]string) string { return "/jobs/schedule" }, func(w io.Writer, list scheduleList) error {
+		row(w, "ID", "NAME", "CRON", "TIMEZONE", "FUNCTION", "PAUSED", "NEXT RUN")
+		for _, sc := range list.Schedules {
+			next := "-"
+			if len(sc.NextRuns) > 0 {
+				next = timestamp(sc.NextRuns[0])
+			}
+			row(w, sc.ID, sc.Name, sc.Cron, orDash(sc.Timezone), sc.Function, sc.Paused, next)
+		}
+		return nil
+	})
+	// get, pause and resume each show the schedule the API answers.
+	show := func(use, short, method, suffix string) *cobra.Command {
+		return showCommand(g, &cobra.Command{
+			Use:   use + " ID",
+			Short: short,
+			Args:  exactArgs("ID"),
+		}, method, argPath("/jobs/schedule/", suffix), scheduleTable)
+	}
+	del := deleteCommand(g, &cobra.Command{
+		Use:   "delete ID",
+		Short: "Delete a schedule; the jobs it started stay",
+		Args:  exactArgs("ID"),
+	}, "schedule", argPath("/jobs/schedule/", ""))
+	cmd.AddCommand(scheduleCreateCommand(g), list,
+		show("get", "Show a schedule and its next runs", http.MethodGet, ""),
+		show("pause", "Pause a schedule: its ticks start no job until it is resumed", http.MethodPost, "/pause"),
+		show("resume", "Resume a paused schedule", http.MethodPost, "/resume"),
+		del)
 	return cmd
 }
 
@@ -49,12 +76,7 @@ by run) at every tick of --cron, in --tz (an IANA zone; UTC by default).
 --cron takes 5 fields, an optional leading seconds field, or @daily-style
 descriptors.`,
 		Example: `  kjobs schedule create --cron '0 7 * * MON' --tz Asia/Ho_Chi_Minh sleep seconds=1`,
-		Args: func(_ *cobra.Command, args []string) error {
-			if len(args) == 0 {
-				return usageError("missing FUNCTION")
-			}
-			return nil
-		},
+		Args:    functionArgs,
 		RunE: action(func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
 				return err
@@ -111,88 +133,4 @@ func scheduleTable(w io.Writer, sc schedule.Schedule) error {
 // scheduleList is the answer of GET /jobs/schedule.
 type scheduleList struct {
 	Schedules []schedule.Schedule `json:"schedules"`
-}
-
-func scheduleListCommand(g *globals) *cobra.Command {
-	var output string
-	cmd := &cobra.Command{
-		Use:   "list",
-		Short: "List the schedules",
-		Args:  exactArgs(),
-		RunE: action(func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			c, err := newClient(*g, cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			var list scheduleList
-			raw, err := c.callInto(cmd.Context(), http.MethodGet, "/jobs/schedule", nil, nil, &list)
-			if err != nil {
-				return err
-			}
-			return printAs(cmd.OutOrStdout(), output, raw, func(w io.Writer) error {
-				row(w, "ID", "NAME", "CRON", "TIMEZONE", "FUNCTION", "PAUSED", "NEXT RUN")
-				for _, sc := range list.Schedules {
-					next := "-"
-					if len(sc.NextRuns) > 0 {
-						next = timestamp(sc.NextRuns[0])
-					}
-					row(w, sc.ID, sc.Name, sc.Cron, orDash(sc.Timezone), sc.Function, sc.Paused, next)
-				}
-				return nil
-			})
-		}),
-	}
-	addOutput(cmd, &output)
-	return cmd
-}
-
-// scheduleShowCommand is a command that sends method to the schedule's
-// route with suffix and shows the schedule it answers: get, pause and
-// resume.
-func scheduleShowCommand(g *globals, use, short, method, suffix string) *cobra.Command {
-	var output string
-	cmd := &cobra.Command{
-		Use:   use + " ID",
-		Short: short,
-		Args:  exactArgs("ID"),
-		RunE: action(func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			c, err := newClient(*g, cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			var sc schedule.Schedule
-			raw, err := c.callInto(cmd.Context(), method, "/jobs/schedule/"+url.PathEscape(args[0])+suffix, nil, nil, &sc)
-			if err != nil {
-				return err
-			}
-			return printAs(cmd.OutOrStdout(), output, raw, func(w io.Writer) error { return scheduleTable(w, sc) })
-		}),
-	}
-	addOutput(cmd, &output)
-	return cmd
-}
-
-func scheduleDeleteCommand(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "delete ID",
-		Short: "Delete a schedule; the jobs it started stay",
-		Args:  exactArgs("ID"),
-		RunE: action(func(cmd *cobra.Command, args []string) error {
-			c, err := newClient(*g, cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			if _, err := c.call(cmd.Context(), http.MethodDelete, "/jobs/schedule/"+url.PathEscape(args[0]), nil, nil, nil); err != nil {
-				return err
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "schedule %s deleted\n", args[0])
-			return err
-		}),
-	}
 }
