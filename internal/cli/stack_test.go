@@ -4,10 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
-	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -15,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kjobs/kjobs/internal/stack"
+	"github.com/kjobs/kjobs/internal/stack/stacktest"
 	"github.com/kjobs/kjobs/internal/testenv"
 )
 
@@ -35,49 +32,7 @@ func TestMain(m *testing.M) {
 // configuration first.
 func startStack(t *testing.T, options ...func(*stack.Config)) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := stack.Config{
-		Host: "127.0.0.1", RedisURL: "redis://" + testenv.RedisAddr(t), Retention: time.Hour,
-		Runner: stack.RunnerLocal, Processor: processor, JobDeadline: time.Minute, SweepAfter: time.Minute,
-	}
-	for _, o := range options {
-		o(&cfg)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
-	go func() { done <- stack.Run(ctx, cfg, stack.Listeners{API: l, Broker: bl}, log) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("stack.Run: %v", err)
-		}
-	})
-	url := "http://" + l.Addr().String()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get(url + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return url
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the stack at %s is not ready after 10s", url)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return stacktest.Start(t, processor, options...).API
 }
 
 // result is what one run of the CLI printed and its exit code.
