@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Reproduces BENCHMARKS.md: wrk against the kjobs API handler and against a
-# bare net/http + go-redis handler doing the same Redis writes, side by
-# side on one redis-server, then GET /jobs/stats with 1,000 and 1,000,000
+# Reproduces BENCHMARKS.md: wrk against the kjobs API handler, against a
+# bare net/http + go-redis handler doing the same Redis writes and against
+# the same front enqueueing through hibiken/asynq, side by side on one
+# redis-server, then GET /jobs/stats with 1,000 and 1,000,000
 # jobs stored. Needs redis-server and wrk (apt-get install redis-server wrk).
 #
 # The kjobs and bare runs alternate, rounds times, so that a load on the
@@ -20,6 +21,8 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 export CGO_ENABLED=0 GOFLAGS=-trimpath
 go build -o "$work/" ./hack/bench/bare ./hack/bench/kjobs ./hack/bench/seed
+# The asynq front is a module of its own (hack/bench/asynq/go.mod).
+(cd hack/bench/asynq && go build -o "$work/" .)
 
 rport=$(free_port)
 redis-server --bind 127.0.0.1 --port "$rport" --save '' --appendonly no --dir "$work" --logfile "$work/redis.log" &
@@ -29,6 +32,7 @@ until redis-cli -p "$rport" ping >/dev/null 2>&1; do sleep 0.1; done
 
 kport=$(free_port)
 bport=$(free_port)
+aport=$(free_port)
 cport=$(free_port)
 "$work/kjobs" -addr "127.0.0.1:$kport" -redis "$redis" &
 pids+=($!)
@@ -38,6 +42,9 @@ pids+=($!)
 "$work/kjobs" -addr "127.0.0.1:$cport" -redis "$redis/1" -max-running 10 &
 pids+=($!)
 "$work/bare" -addr "127.0.0.1:$bport" -redis "$redis" &
+pids+=($!)
+# asynq in Redis database 2: its keys stay apart from kjobs' and bare's.
+"$work/asynq" -addr "127.0.0.1:$aport" -redis "$redis/2" &
 pids+=($!)
 sleep 1
 
@@ -53,6 +60,7 @@ for round in $(seq "$rounds"); do
   bench "kjobs POST /jobs" "http://127.0.0.1:$kport/jobs" -s hack/bench/post.lua
   bench "kjobs POST /jobs, capped at 10" "http://127.0.0.1:$cport/jobs" -s hack/bench/post.lua
   bench "bare  POST /jobs" "http://127.0.0.1:$bport/jobs" -s hack/bench/post.lua
+  bench "asynq POST /jobs" "http://127.0.0.1:$aport/jobs" -s hack/bench/post.lua
   bench "kjobs GET /jobs/stats" "http://127.0.0.1:$kport/jobs/stats"
   bench "bare  GET /jobs/stats" "http://127.0.0.1:$bport/jobs/stats"
 done
