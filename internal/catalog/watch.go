@@ -12,6 +12,8 @@ import (
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/kjobs/kjobs/internal/cluster"
 )
 
 // syncTimeout bounds the wait for the ConfigMap's first list.
@@ -38,7 +40,7 @@ func Watch(ctx context.Context, client kubernetes.Interface, namespace, name str
 	go informer.Run(ctx.Done())
 	syncCtx, cancel := context.WithTimeout(ctx, syncTimeout)
 	defer cancel()
-	if !cache.WaitForCacheSync(syncCtx.Done(), informer.HasSynced) {
+	if !cluster.WaitForSync(syncCtx, informer.HasSynced) {
 		return fmt.Errorf("catalog.Watch: ConfigMap %s/%s did not sync (%w); can the client list and watch it?", namespace, name, context.Cause(syncCtx))
 	}
 	return nil

@@ -1,6 +1,7 @@
-// Package cluster finds the Kubernetes cluster and namespace kjobs works in:
-// in a pod, its own; elsewhere, KUBECONFIG's. The API, the dispatcher and
-// `make run` against a cluster all connect through it.
+// Package cluster finds the Kubernetes cluster and namespace kjobs works in
+// (in a pod, its own; elsewhere, KUBECONFIG's), and waits for informers'
+// caches of it. The API, the dispatcher and `make run` against a cluster all
+// connect through it.
 package cluster
 
 import (

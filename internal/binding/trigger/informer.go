@@ -14,6 +14,7 @@ import (
 	eventinglisters "knative.dev/eventing/pkg/client/listers/eventing/v1"
 
 	"github.com/kjobs/kjobs/internal/binding"
+	"github.com/kjobs/kjobs/internal/cluster"
 )
 
 // ErrNotSynced is what an Informer's Get returns before its cache has
@@ -58,7 +59,7 @@ func (i *Informer) HasSynced() bool { return i.synced() }
 
 // WaitForSync waits until the cache has synced, or ctx ends.
 func (i *Informer) WaitForSync(ctx context.Context) error {
-	if !cache.WaitForCacheSync(ctx.Done(), i.synced) {
+	if !cluster.WaitForSync(ctx, i.synced) {
 		return fmt.Errorf("trigger.WaitForSync: %w (%w); can the client list and watch Triggers?", ErrNotSynced, context.Cause(ctx))
 	}
 	return nil

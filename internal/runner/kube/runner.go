@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/kjobs/kjobs/internal/cluster"
 	"github.com/kjobs/kjobs/internal/job"
 	"github.com/kjobs/kjobs/internal/runner"
 )
@@ -121,11 +122,9 @@ func New(ctx context.Context, client kubernetes.Interface, cfg Config) (*Runner,
 	factory.Start(stopCh)
 	syncCtx, cancel := context.WithTimeout(ctx, syncTimeout)
 	defer cancel()
-	for typ, ok := range factory.WaitForCacheSync(syncCtx.Done()) {
-		if !ok {
-			stop()
-			return nil, fmt.Errorf("kube.New: the %v cache of namespace %s did not sync (%w); can the client list and watch it?", typ, cfg.Namespace, context.Cause(syncCtx))
-		}
+	if !cluster.WaitForSync(syncCtx, r.jobs.HasSynced, r.pods.HasSynced, r.configMaps.HasSynced) {
+		stop()
+		return nil, fmt.Errorf("kube.New: the Job, pod and ConfigMap caches of namespace %s did not sync (%w); can the client list and watch them?", cfg.Namespace, context.Cause(syncCtx))
 	}
 	return r, nil
 }
