@@ -175,20 +175,28 @@ func noJob(w http.ResponseWriter, r *http.Request, id string) {
 }
 
 func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
+	if j, ok := s.readJob(w, r); ok {
+		writeJSON(w, http.StatusOK, j)
+	}
+}
+
+// readJob returns the job the request's path names. It returns false when
+// it has answered instead: a malformed or unknown ID, or a store error.
+func (s *Server) readJob(w http.ResponseWriter, r *http.Request) (job.Job, bool) {
 	id, ok := jobID(w, r)
 	if !ok {
-		return
+		return job.Job{}, false
 	}
 	j, err := s.cfg.Store.Get(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
 		noJob(w, r, id)
-		return
+		return job.Job{}, false
 	}
 	if err != nil {
 		s.internalError(w, r, "reading a job", err)
-		return
+		return job.Job{}, false
 	}
-	writeJSON(w, http.StatusOK, j)
+	return j, true
 }
 
 // cancelJob ends a job canceled. The API only records it: a dispatcher

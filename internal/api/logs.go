@@ -12,7 +12,6 @@ import (
 	"github.com/kjobs/kjobs/internal/job"
 	"github.com/kjobs/kjobs/internal/problem"
 	"github.com/kjobs/kjobs/internal/runner"
-	"github.com/kjobs/kjobs/internal/store"
 )
 
 // followSlack is how much longer than the job deadline a followed log may
@@ -25,23 +24,15 @@ const followSlack = time.Minute
 // written until the attempt ends. Which attempts exist is the job record's
 // say: an attempt it has whose output the runner no longer has is 410.
 func (s *Server) jobLogs(w http.ResponseWriter, r *http.Request) {
-	id, ok := jobID(w, r)
-	if !ok {
-		return
-	}
 	attempt, follow, ok := logParams(w, r)
 	if !ok {
 		return
 	}
-	j, err := s.cfg.Store.Get(r.Context(), id)
-	if errors.Is(err, store.ErrNotFound) {
-		noJob(w, r, id)
+	j, ok := s.readJob(w, r)
+	if !ok {
 		return
 	}
-	if err != nil {
-		s.internalError(w, r, "reading a job", err)
-		return
-	}
+	id := j.ID
 	a, ok := pickAttempt(w, r, j, attempt)
 	if !ok {
 		return
