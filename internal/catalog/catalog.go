@@ -283,18 +283,22 @@ func (f *Function) CheckArgs(args map[string]any) error {
 	if args == nil {
 		args = map[string]any{}
 	}
-	// The schema library reads numbers as json.Number or float64, and
-	// only plain maps and slices: args built in Go may hold other types.
-	// Encoding and decoding once makes them what a request would hold.
-	raw, err := json.Marshal(args)
-	if err != nil {
-		return &ArgsError{Function: f.Name, Errors: []FieldError{{Pointer: "/args", Detail: err.Error()}}}
+	var inst any = args
+	if !decoded(inst) {
+		// The schema library reads numbers as json.Number or float64, and
+		// only plain maps and slices: args built in Go may hold other
+		// types. Encoding and decoding once makes them what a request
+		// would hold. Args decoded from a request are that already, and
+		// skip it: POST /jobs checks every job's args.
+		raw, err := json.Marshal(args)
+		if err != nil {
+			return &ArgsError{Function: f.Name, Errors: []FieldError{{Pointer: "/args", Detail: err.Error()}}}
+		}
+		if inst, err = jsonschema.UnmarshalJSON(bytes.NewReader(raw)); err != nil {
+			return &ArgsError{Function: f.Name, Errors: []FieldError{{Pointer: "/args", Detail: err.Error()}}}
+		}
 	}
-	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
-	if err != nil {
-		return &ArgsError{Function: f.Name, Errors: []FieldError{{Pointer: "/args", Detail: err.Error()}}}
-	}
-	err = f.schema.Validate(inst)
+	err := f.schema.Validate(inst)
 	var verr *jsonschema.ValidationError
 	if !errors.As(err, &verr) {
 		return err
@@ -309,6 +313,30 @@ func (f *Function) CheckArgs(args map[string]any) error {
 		return cmp.Or(strings.Compare(a.Pointer, b.Pointer), strings.Compare(a.Detail, b.Detail))
 	})
 	return ae
+}
+
+// decoded reports whether v holds only what decoding JSON with UseNumber
+// makes: the values the schema library reads as they are.
+func decoded(v any) bool {
+	switch v := v.(type) {
+	case nil, bool, string, json.Number:
+		return true
+	case map[string]any:
+		for _, e := range v {
+			if !decoded(e) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		for _, e := range v {
+			if !decoded(e) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // english prints the schema library's messages as its own Error does

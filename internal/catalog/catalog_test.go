@@ -132,6 +132,35 @@ func TestCheck(t *testing.T) {
 	}
 }
 
+// TestCheckBuiltInGo checks args built in Go, as a schedule's are, which
+// hold types a request's never do: they are judged as their JSON would be.
+func TestCheckBuiltInGo(t *testing.T) {
+	t.Parallel()
+	c := New(false)
+	if err := c.Set(map[string]string{"resize": resize}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args map[string]any
+		want error
+	}{
+		{"ints and a string slice", map[string]any{"url": "u", "width": 300, "tags": []string{"a"}}, nil},
+		{"an int below the minimum", map[string]any{"url": "u", "width": int64(0)}, &ArgsError{Function: "resize", Errors: []FieldError{{Pointer: "/args/width", Detail: "minimum: got 0, want 1"}}}},
+		{"a float64 below the minimum", map[string]any{"url": "u", "width": 0.5}, &ArgsError{Function: "resize", Errors: []FieldError{{Pointer: "/args/width", Detail: "got number, want integer"}}}},
+		{"a number where a string goes, in a nested slice", map[string]any{"url": "u", "width": 1, "tags": []any{"a", 1}}, &ArgsError{Function: "resize", Errors: []FieldError{{Pointer: "/args/tags/1", Detail: "got number, want string"}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got := c.Check("resize", tt.args)
+			if diff := cmp.Diff(tt.want, got, cmp.Comparer(func(a, b error) bool { return a.Error() == b.Error() })); diff != "" {
+				t.Errorf("Check() (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 func TestArgsErrorMessage(t *testing.T) {
 	t.Parallel()
 	e := &ArgsError{Function: "resize", Errors: []FieldError{{Pointer: "/args/width", Detail: "minimum: got 0, want 1"}, {Pointer: "/args", Detail: "missing property 'url'"}}}
