@@ -48,6 +48,7 @@ type Options struct {
 // Store is the Redis-backed job state. It is safe for concurrent use.
 type Store struct {
 	rdb       redis.UniversalClient
+	batch     *batcher
 	retention time.Duration
 	now       func() time.Time
 	// lastTrim is when a Create last trimmed the index, in Unix ms.
@@ -66,7 +67,7 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Store{rdb: rdb, retention: opts.Retention, now: opts.Now}
+	return &Store{rdb: rdb, batch: &batcher{rdb: rdb}, retention: opts.Retention, now: opts.Now}
 }
 
 // Ping checks that Redis answers; it backs /readyz.
@@ -219,7 +220,7 @@ func (s *Store) create(ctx context.Context, id string, req job.Request, idempote
 		keys = append(keys, bindingKey(req.Binding))
 		source, eventID, eventType = req.Event.Source, req.Event.ID, req.Event.Type
 	}
-	res, err := createScript.Run(ctx, s.rdb, keys,
+	res, err := s.batch.run(ctx, createScript, keys,
 		id, req.Function, args, req.Schedule, now.UnixMilli(), member(now, id), int64(s.retention/time.Second), useKey,
 		s.trimBound(now), timeout, labels, member(now.Add(-s.retention), ""),
 		req.Binding, source, eventID, eventType, cloudevent,

@@ -311,10 +311,11 @@ func decodeJob(f map[string]string) (job.Job, error) {
 
 // Stats returns the counters. It reads one hash, whatever the number of jobs.
 func (s *Store) Stats(ctx context.Context) (job.Stats, error) {
-	v, err := s.rdb.HMGet(ctx, statsKey(), "succeeded", "failed", "canceled", "retries", "queued", "waiting", "running", "retrying").Result()
-	if err != nil {
+	cmd := redis.NewSliceCmd(ctx, "hmget", statsKey(), "succeeded", "failed", "canceled", "retries", "queued", "waiting", "running", "retrying")
+	if err := s.batch.do(ctx, cmd); err != nil {
 		return job.Stats{}, fmt.Errorf("store.Stats: %w", err)
 	}
+	v := cmd.Val()
 	n := func(i int) int64 {
 		str, _ := v[i].(string)
 		x, _ := strconv.ParseInt(str, 10, 64)
