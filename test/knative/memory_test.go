@@ -38,12 +38,26 @@ func rss(b *testing.B, p *testenv.Process) int64 {
 	return n
 }
 
-// goStats returns the heap in use and the goroutines of the process whose
-// /metrics is at url, from the Go collector every kjobs process registers.
-func goStats(b *testing.B, url string) (heap int64, goroutines int) {
+// goMemory is what the Go runtime of a kjobs process says of its memory,
+// from its /metrics (the Go collector every kjobs process registers).
+type goMemory struct {
+	heap, stacks int64 // bytes in use
+	goroutines   int
+}
+
+func (m goMemory) String() string {
+	return fmt.Sprintf("heap in use %.1f MiB, stacks %.1f MiB, %d goroutines", mib(m.heap), mib(m.stacks), m.goroutines)
+}
+
+// goStats reads the goMemory of the process whose /metrics is at url.
+func goStats(b *testing.B, url string) goMemory {
 	b.Helper()
 	f := testenv.Scrape(b, url+"/metrics")
-	return int64(testenv.MetricValue(f, "go_memstats_heap_inuse_bytes", "")), int(testenv.MetricValue(f, "go_goroutines", ""))
+	return goMemory{
+		heap:       int64(testenv.MetricValue(f, "go_memstats_heap_inuse_bytes", "")),
+		stacks:     int64(testenv.MetricValue(f, "go_memstats_stack_inuse_bytes", "")),
+		goroutines: int(testenv.MetricValue(f, "go_goroutines", "")),
+	}
 }
 
 // BenchmarkInFlightMemory holds 1,000 attempts in flight in one dispatcher
@@ -63,7 +77,7 @@ func BenchmarkInFlightMemory(b *testing.B) {
 		// be collected.
 		time.Sleep(5 * time.Second)
 		idleDispatcher, idleAPI := rss(b, s.dispatcher), rss(b, s.apiProcess)
-		idleHeap, idleGoroutines := goStats(b, s.dispatcherURL)
+		idleGo := goStats(b, s.dispatcherURL)
 
 		ids := make(chan struct{}, n)
 		for range n {
@@ -100,17 +114,18 @@ func BenchmarkInFlightMemory(b *testing.B) {
 		time.Sleep(5 * time.Second)
 		held := s.deliveriesHeld(b)
 		busyDispatcher, busyAPI := rss(b, s.dispatcher), rss(b, s.apiProcess)
-		busyHeap, busyGoroutines := goStats(b, s.dispatcherURL)
+		busyGo := goStats(b, s.dispatcherURL)
 
 		b.ReportMetric(mib(idleDispatcher), "dispatcher-idle-MiB")
 		b.ReportMetric(mib(idleAPI), "api-idle-MiB")
 		b.ReportMetric(mib(busyDispatcher), "dispatcher-inflight-MiB")
-		b.ReportMetric(mib(busyHeap), "dispatcher-inflight-heap-MiB")
+		b.ReportMetric(mib(busyGo.heap), "dispatcher-inflight-heap-MiB")
+		b.ReportMetric(mib(busyGo.stacks), "dispatcher-inflight-stacks-MiB")
 		b.ReportMetric(mib(busyAPI), "api-after-MiB")
-		b.Logf("idle: dispatcher RSS %.1f MiB (heap in use %.1f MiB, %d goroutines), API RSS %.1f MiB",
-			mib(idleDispatcher), mib(idleHeap), idleGoroutines, mib(idleAPI))
-		b.Logf("%d attempts in flight (%d deliveries held): dispatcher RSS %.1f MiB (heap in use %.1f MiB, %d goroutines), API RSS %.1f MiB",
-			n, held, mib(busyDispatcher), mib(busyHeap), busyGoroutines, mib(busyAPI))
+		b.Logf("idle: dispatcher RSS %.1f MiB (%s), API RSS %.1f MiB",
+			mib(idleDispatcher), idleGo, mib(idleAPI))
+		b.Logf("%d attempts in flight (%d deliveries held): dispatcher RSS %.1f MiB (%s), API RSS %.1f MiB",
+			n, held, mib(busyDispatcher), busyGo, mib(busyAPI))
 	}
 }
 
