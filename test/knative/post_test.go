@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -148,7 +150,7 @@ func waitJobs(t testing.TB, ctx context.Context, s *stack, n int) []batchv1.Job 
 // the figures are the API's and the data plane's front half, not the
 // dispatcher's or the Jobs'.
 func BenchmarkPostJobThroughBroker(b *testing.B) {
-	const workers, perRound = 32, 3000
+	const workers, perRound = 32, 5000
 	s := newStack(b, options{noTriggers: true, sweepAfter: time.Hour})
 	ctx := timeout(b, 30*time.Minute)
 	ingress := s.eventing.BrokerURL(s.ns, brokerName)
@@ -175,17 +177,25 @@ func BenchmarkPostJobThroughBroker(b *testing.B) {
 	round := 0
 	for b.Loop() {
 		round++
+		var line []string
 		for _, side := range sides {
+			apiCPU, selfCPU := s.apiCPU(b), ownCPU(b)
 			durations, elapsed, err := concurrently(workers, perRound, side.send)
 			if err != nil {
 				b.Fatalf("%s: %v", side.name, err)
 			}
+			perReq := func(d time.Duration) float64 { return float64(d.Microseconds()) / perRound }
 			rate := float64(perRound) / elapsed.Seconds()
 			p50, p99 := quantile(durations, 0.5), quantile(durations, 0.99)
 			rates[side.name] = append(rates[side.name], rate)
 			p50s[side.name], p99s[side.name] = append(p50s[side.name], p50), append(p99s[side.name], p99)
-			b.Logf("round %d, %s: %.0f req/s, p50 %s, p99 %s", round, side.name, rate, p50.Round(10*time.Microsecond), p99.Round(10*time.Microsecond))
+			line = append(line, fmt.Sprintf("%s %.0f req/s, p50 %s, p99 %s, CPU per request: API process %.0f µs, this one %.0f µs",
+				side.name, rate, p50.Round(10*time.Microsecond), p99.Round(10*time.Microsecond),
+				perReq(s.apiCPU(b)-apiCPU), perReq(ownCPU(b)-selfCPU)))
 		}
+		// One line a round: the testing package keeps only the first
+		// lines a benchmark logs.
+		b.Logf("round %d: %s", round, strings.Join(line, "; "))
 	}
 	for _, side := range sides {
 		b.ReportMetric(medianFloat(rates[side.name]), side.name+"-req/s")
@@ -193,6 +203,27 @@ func BenchmarkPostJobThroughBroker(b *testing.B) {
 		b.ReportMetric(float64(quantile(p99s[side.name], 0.5).Microseconds())/1000, side.name+"-p99-ms")
 	}
 	b.ReportMetric(medianFloat(rates["api"])/medianFloat(rates["front"]), "api/front")
+}
+
+// apiCPU is the CPU time the API process has used so far.
+func (s *stack) apiCPU(b *testing.B) time.Duration {
+	b.Helper()
+	d, err := s.apiProcess.CPU()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return d
+}
+
+// ownCPU is the CPU time the benchmark's own process (its clients and the
+// front) has used so far.
+func ownCPU(b *testing.B) time.Duration {
+	b.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // concurrently calls send n times from workers goroutines at once and
