@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -66,5 +68,49 @@ func TestHTTPSenderOutcome(t *testing.T) {
 				t.Errorf("Send = %v; want error %v, ErrNotSent %v", err, tc.wantErr, tc.wantNotSent)
 			}
 		})
+	}
+}
+
+// TestHTTPSenderReusesConnections: concurrent sends, as a burst of POST
+// /jobs makes them, share kept-alive connections to the Broker instead of
+// dialling one per event. With 32 senders at once the transport never
+// needs more than 32 connections, however many rounds they send.
+func TestHTTPSenderReusesConnections(t *testing.T) {
+	const senders, rounds = 32, 20
+	var dialled atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, state http.ConnState) {
+		if state == http.StateNew {
+			dialled.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	s, err := NewHTTPSender(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := event.NewRequested("0199a6a0-0000-7000-8000-000000000001", job.Request{Function: "echo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for range rounds {
+		var wg sync.WaitGroup
+		for range senders {
+			wg.Go(func() {
+				if err := s.Send(ctx, e); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	if n := dialled.Load(); n > senders {
+		t.Errorf("%d sends from %d senders at once opened %d connections, want at most %d", senders*rounds, senders, n, senders)
 	}
 }

@@ -111,6 +111,9 @@ type options struct {
 	// jobGrace is the dispatcher's KJOBS_JOB_GRACE, how long a Job is kept
 	// once its outcome is recorded. Defaults to config/'s 10m.
 	jobGrace time.Duration
+	// noTriggers leaves out the Triggers, so that events stop at the
+	// Broker's channel: for a benchmark of the send alone.
+	noTriggers bool
 	// replicas is how many dispatcher processes share the Triggers, behind
 	// a proxy that, like a Service, sends each delivery to one of them
 	// that is up. Defaults to 1, with no proxy.
@@ -209,6 +212,9 @@ func newStack(t testing.TB, opts options) *stack {
 	}
 
 	for _, file := range []string{"300-trigger-requested.yaml", "300-trigger-schedule.yaml"} {
+		if opts.noTriggers {
+			break
+		}
 		name, filter, delivery := configTrigger(t, file, s.dispatcherURL)
 		if opts.delivery != nil {
 			opts.delivery(delivery)
@@ -551,9 +557,24 @@ func requestedEvent(id, data string) event {
 // post delivers e to url and returns the status and body of the answer.
 func (e event) post(t testing.TB, ctx context.Context, url string) (int, string) {
 	t.Helper()
+	status, body, err := e.send(ctx, url)
+	if err != nil {
+		t.Fatalf("posting event %s to %s: %v", e.id, url, err)
+	}
+	return status, body
+}
+
+// try delivers e to url and returns the status of the answer, for a
+// goroutine other than the test's, which cannot fail it.
+func (e event) try(ctx context.Context, url string) (int, error) {
+	status, _, err := e.send(ctx, url)
+	return status, err
+}
+
+func (e event) send(ctx context.Context, url string) (int, string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(e.data))
 	if err != nil {
-		t.Fatal(err)
+		return 0, "", err
 	}
 	h := req.Header
 	h.Set("Content-Type", "application/json")
@@ -566,11 +587,11 @@ func (e event) post(t testing.TB, ctx context.Context, url string) (int, string)
 	}
 	resp, err := direct.Do(req)
 	if err != nil {
-		t.Fatalf("posting event %s to %s: %v", e.id, url, err)
+		return 0, "", err
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body)
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), err
 }
 
 // deliveries returns how many requests the dispatcher answered on route

@@ -2,7 +2,15 @@ package knative
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -12,6 +20,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/watch"
 
+	"github.com/kjobs/kjobs/internal/delivery"
+	jobevent "github.com/kjobs/kjobs/internal/event"
 	"github.com/kjobs/kjobs/internal/job"
 	"github.com/kjobs/kjobs/internal/runner"
 	"github.com/kjobs/kjobs/internal/testenv"
@@ -124,39 +134,167 @@ func waitJobs(t testing.TB, ctx context.Context, s *stack, n int) []batchv1.Job 
 }
 
 // BenchmarkPostJobThroughBroker measures POST /jobs through the real
-// broker ingress (async handler) and the in-memory channel, one at a time,
-// and, for comparison, a front that only sends one and the same event to
-// the same ingress. Each job's attempt is held Pending, so that the
-// figures are the API's and the data plane's, not the Jobs'. Run it with
-// a fixed count: -bench PostJobThroughBroker -benchtime 200x.
+// broker ingress (async handler) and in-memory channel with 32 concurrent
+// clients, against two sides that send the same CloudEvent to the same
+// ingress with as many:
+//   - front: an HTTP handler that only decodes the request's JSON, builds
+//     the event as the API does (event.NewRequested, a new UUIDv7) and
+//     sends it with the API's own sender (delivery.HTTPSender), then
+//     answers 202; it runs in the benchmark's process;
+//   - ingress: the clients post one and the same event straight to the
+//     ingress, with no front at all.
+//
+// The sides alternate, one round of each per b.Loop iteration, so that
+// load from elsewhere on the machine hits all alike; run it with
+// -benchtime 3x. No Trigger is subscribed, so events stop at the channel:
+// the figures are the API's and the data plane's front half, not the
+// dispatcher's or the Jobs'.
 func BenchmarkPostJobThroughBroker(b *testing.B) {
-	pool := testenv.NewPool()
-	s := newStack(b, options{functions: map[string]string{"sleep": testenv.OnPool(pool)}})
+	const workers, perRound = 32, 5000
+	s := newStack(b, options{noTriggers: true, sweepAfter: time.Hour})
 	ctx := timeout(b, 30*time.Minute)
-	b.Run("api", func(b *testing.B) {
-		var durations []time.Duration
-		begin := time.Now()
-		for b.Loop() {
-			t0 := time.Now()
-			s.api.submit(ctx, sleep20)
-			durations = append(durations, time.Since(t0))
-		}
-		report(b, durations, time.Since(begin))
-	})
-	b.Run("ingress", func(b *testing.B) {
-		e := requestedEvent(uuid.NewString(), sleep20)
-		url := s.eventing.BrokerURL(s.ns, brokerName)
-		var durations []time.Duration
-		begin := time.Now()
-		for b.Loop() {
-			t0 := time.Now()
-			if status, body := e.post(b, ctx, url); status != http.StatusAccepted {
-				b.Fatalf("the ingress answered %d, want 202: %s", status, body)
+	ingress := s.eventing.BrokerURL(s.ns, brokerName)
+	front := httptest.NewServer(sendingFront(b, ingress))
+	b.Cleanup(front.Close)
+	e := requestedEvent(uuid.NewString(), sleep20)
+
+	sides := []struct {
+		name string
+		send func() (int, error)
+	}{
+		{"api", func() (int, error) {
+			status, _, err := s.api.try(ctx, http.MethodPost, "/jobs", sleep20)
+			return status, err
+		}},
+		{"front", func() (int, error) {
+			status, _, err := api{t: b, url: front.URL}.try(ctx, http.MethodPost, "/jobs", sleep20)
+			return status, err
+		}},
+		{"ingress", func() (int, error) { return e.try(ctx, ingress) }},
+	}
+	rates := map[string][]float64{}
+	p50s, p99s := map[string][]time.Duration{}, map[string][]time.Duration{}
+	round := 0
+	for b.Loop() {
+		round++
+		var line []string
+		for _, side := range sides {
+			apiCPU, selfCPU := s.apiCPU(b), ownCPU(b)
+			durations, elapsed, err := concurrently(workers, perRound, side.send)
+			if err != nil {
+				b.Fatalf("%s: %v", side.name, err)
 			}
-			durations = append(durations, time.Since(t0))
+			perReq := func(d time.Duration) float64 { return float64(d.Microseconds()) / perRound }
+			rate := float64(perRound) / elapsed.Seconds()
+			p50, p99 := quantile(durations, 0.5), quantile(durations, 0.99)
+			rates[side.name] = append(rates[side.name], rate)
+			p50s[side.name], p99s[side.name] = append(p50s[side.name], p50), append(p99s[side.name], p99)
+			line = append(line, fmt.Sprintf("%s %.0f req/s, p50 %s, p99 %s, CPU per request: API process %.0f µs, this one %.0f µs",
+				side.name, rate, p50.Round(10*time.Microsecond), p99.Round(10*time.Microsecond),
+				perReq(s.apiCPU(b)-apiCPU), perReq(ownCPU(b)-selfCPU)))
 		}
-		report(b, durations, time.Since(begin))
+		// One line a round: the testing package keeps only the first
+		// lines a benchmark logs.
+		b.Logf("round %d: %s", round, strings.Join(line, "; "))
+	}
+	for _, side := range sides {
+		b.ReportMetric(medianFloat(rates[side.name]), side.name+"-req/s")
+		b.ReportMetric(float64(quantile(p50s[side.name], 0.5).Microseconds())/1000, side.name+"-p50-ms")
+		b.ReportMetric(float64(quantile(p99s[side.name], 0.5).Microseconds())/1000, side.name+"-p99-ms")
+	}
+	b.ReportMetric(medianFloat(rates["api"])/medianFloat(rates["front"]), "api/front")
+}
+
+// apiCPU is the CPU time the API process has used so far.
+func (s *stack) apiCPU(b *testing.B) time.Duration {
+	b.Helper()
+	d, err := s.apiProcess.CPU()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return d
+}
+
+// ownCPU is the CPU time the benchmark's own process (its clients and the
+// front) has used so far.
+func ownCPU(b *testing.B) time.Duration {
+	b.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// concurrently calls send n times from workers goroutines at once and
+// returns each call's duration and the time all took. Any answer but 202
+// is an error.
+func concurrently(workers, n int, send func() (int, error)) ([]time.Duration, time.Duration, error) {
+	next := make(chan struct{}, n)
+	for range n {
+		next <- struct{}{}
+	}
+	close(next)
+	durations := make([][]time.Duration, workers)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	begin := time.Now()
+	for w := range workers {
+		wg.Go(func() {
+			for range next {
+				t0 := time.Now()
+				status, err := send()
+				if err == nil && status != http.StatusAccepted {
+					err = fmt.Errorf("answered %d, want 202", status)
+				}
+				if err != nil {
+					errs[w] = err
+					return
+				}
+				durations[w] = append(durations[w], time.Since(t0))
+			}
+		})
+	}
+	wg.Wait()
+	return slices.Concat(durations...), time.Since(begin), errors.Join(errs...)
+}
+
+// sendingFront is the handler of the front BenchmarkPostJobThroughBroker
+// compares the API with: it decodes the job request, builds its event as
+// the API does and sends it to the ingress with the API's sender, and
+// answers 202 with the job's ID.
+func sendingFront(b *testing.B, ingress string) http.Handler {
+	sender, err := delivery.NewHTTPSender(ingress)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req job.Request
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		id := uuid.Must(uuid.NewV7()).String()
+		e, err := jobevent.NewRequested(id, req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if err := sender.Send(r.Context(), e); err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = fmt.Fprintf(w, `{"id":%q}`, id)
 	})
+}
+
+// medianFloat returns the median of values.
+func medianFloat(values []float64) float64 {
+	v := slices.Clone(values)
+	slices.Sort(v)
+	return v[len(v)/2]
 }
 
 // BenchmarkIngressToJob measures an event at the broker ingress to its

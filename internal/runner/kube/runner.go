@@ -78,7 +78,7 @@ func New(ctx context.Context, client kubernetes.Interface, cfg Config) (*Runner,
 	factory := informers.NewSharedInformerFactoryWithOptions(client, 0,
 		informers.WithNamespace(cfg.Namespace),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = managed }),
-		informers.WithTransform(stripManagedFields))
+		informers.WithTransform(stripUnread))
 	r.jobs = factory.Batch().V1().Jobs().Informer()
 	r.pods = factory.Core().V1().Pods().Informer()
 	// The ConfigMap is the operator's, not labelled by kjobs, so it gets its
@@ -447,10 +447,22 @@ func metaOf(obj any) (metav1.Object, error) {
 	return m, nil
 }
 
-// stripManagedFields drops the objects' managed fields before they are
-// cached: the runner never reads them, and on a pod they are a large part
-// of the object.
-func stripManagedFields(obj any) (any, error) {
+// stripUnread drops what the runner never reads of an object before it is
+// cached: its managed fields, a Job's pod template, selector and pod
+// failure policy, and a pod's spec. Those are most of each object: with
+// 10,000 finished Jobs kept by their TTL, the Jobs' pod templates were
+// 40% of the dispatcher's heap (BENCHMARKS.md, "Memory"). The runner
+// changes Jobs only with patches, never by writing back a cached object,
+// so what is dropped here is never sent to the API server.
+func stripUnread(obj any) (any, error) {
+	switch o := obj.(type) {
+	case *batchv1.Job:
+		o.Spec.Template = corev1.PodTemplateSpec{}
+		o.Spec.Selector = nil
+		o.Spec.PodFailurePolicy = nil
+	case *corev1.Pod:
+		o.Spec = corev1.PodSpec{}
+	}
 	if m, ok := obj.(metav1.Object); ok {
 		m.SetManagedFields(nil)
 	}

@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/kjobs/kjobs/internal/job"
 	"github.com/kjobs/kjobs/internal/runner"
@@ -543,6 +544,51 @@ func eventually(t *testing.T, ctx context.Context, what string, cond func() bool
 		case <-ctx.Done():
 			t.Fatalf("waiting for %s: %v", what, ctx.Err())
 		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// TestStripUnread: the informers' transform keeps every field the runner
+// reads of a Job and a pod (names, labels, annotations, owners, the Job's
+// TTL and status, the pod's status) and drops the rest.
+func TestStripUnread(t *testing.T) {
+	t.Parallel()
+	meta := metav1.ObjectMeta{
+		Name: "kjobs-x-1", Namespace: "ns", UID: "u",
+		Labels:          map[string]string{labelJobID: "x", labelAttempt: "1", labelManagedBy: managedBy},
+		Annotations:     map[string]string{annotationRecorded: "true"},
+		OwnerReferences: []metav1.OwnerReference{{Kind: "Job", Name: "kjobs-x-1", UID: "j", Controller: new(true)}},
+		ManagedFields:   []metav1.ManagedFieldsEntry{{Manager: "kube-controller-manager"}},
+	}
+	wantMeta := *meta.DeepCopy()
+	wantMeta.ManagedFields = nil
+	spec := newJob(Config{Namespace: "ns", Image: "example.com/p:1"}.WithDefaults(), runner.Spec{JobID: "x", Attempt: 1, Function: "echo"}, Placement{})
+	status := batchv1.JobStatus{Succeeded: 1, Conditions: []batchv1.JobCondition{{Type: batchv1.JobComplete, Status: corev1.ConditionTrue}}}
+	j := &batchv1.Job{ObjectMeta: *meta.DeepCopy(), Spec: spec.Spec, Status: status}
+	j.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"a": "b"}}
+	wantJob := &batchv1.Job{ObjectMeta: wantMeta, Spec: batchv1.JobSpec{
+		BackoffLimit:            spec.Spec.BackoffLimit,
+		ActiveDeadlineSeconds:   spec.Spec.ActiveDeadlineSeconds,
+		TTLSecondsAfterFinished: spec.Spec.TTLSecondsAfterFinished,
+	}, Status: status}
+	podStatus := corev1.PodStatus{Phase: corev1.PodPending, Conditions: []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse}}}
+	pod := &corev1.Pod{ObjectMeta: *meta.DeepCopy(), Spec: spec.Spec.Template.Spec, Status: podStatus}
+	wantPod := &corev1.Pod{ObjectMeta: wantMeta, Status: podStatus}
+
+	for _, tc := range []struct {
+		name    string
+		in, out any
+	}{
+		{"job", j, wantJob},
+		{"pod", pod, wantPod},
+		{"another object", cache.DeletedFinalStateUnknown{Key: "ns/kjobs-x-1"}, cache.DeletedFinalStateUnknown{Key: "ns/kjobs-x-1"}},
+	} {
+		got, err := stripUnread(tc.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(tc.out, got); diff != "" {
+			t.Errorf("%s: stripUnread (-want +got):\n%s", tc.name, diff)
 		}
 	}
 }
