@@ -7,8 +7,12 @@
 // -ldflags '-s -w', which drop only the symbol table and DWARF, not code or
 // data, so the sums are those of the stripped binary that goes in the image.
 //
-//	CGO_ENABLED=0 go build -trimpath -o /tmp/api ./services/api
+//	export CGO_ENABLED=0 GOFLAGS='-trimpath -tags=grpcnotrace'   # as ko.yaml builds
+//	go build -o /tmp/api ./services/api
 //	go run ./hack/bench/size -pkg ./services/api /tmp/api
+//
+// -pkg runs go list with the same environment, so that the import chains
+// are those of the build.
 //
 // What no symbol names (the pclntab, most type descriptors and strings,
 // which the linker stores without a symbol of their own) is reported per
@@ -139,7 +143,9 @@ func packageOf(name string) string {
 	if rest, ok := strings.CutPrefix(name, "go:itab."); ok {
 		// go:itab.*pkg.T,iface: the concrete type's package.
 		name, _, _ = strings.Cut(rest, ",")
-	} else if strings.HasPrefix(name, "go:") {
+	} else if strings.HasPrefix(name, "go:") || strings.HasPrefix(name, "go.shape") {
+		// The linker's own tables, and generic code shared by every
+		// instantiation of one shape.
 		return ""
 	}
 	name = strings.TrimLeft(name, "*[]0123456789")
