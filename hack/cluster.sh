@@ -16,7 +16,7 @@ port=${1:-8090}
 # As the Makefile exports them, so that the API and dispatcher builds share
 # ko's and the tests' Go build cache.
 export CGO_ENABLED=${CGO_ENABLED:-0}
-export GOFLAGS=${GOFLAGS:--trimpath}
+export GOFLAGS=${GOFLAGS:--trimpath -tags=grpcnotrace}
 
 hack/redis-server.sh >/dev/null
 

@@ -11,7 +11,7 @@ begin=$SECONDS
 # The Makefile exports these; set them here too so that running this script
 # directly tests the same way and shares ko's Go build cache.
 export CGO_ENABLED=${CGO_ENABLED:-0}
-export GOFLAGS=${GOFLAGS:--trimpath}
+export GOFLAGS=${GOFLAGS:--trimpath -tags=grpcnotrace}
 
 KJOBS_REDIS_SERVER=$(hack/redis-server.sh)
 export KJOBS_REDIS_SERVER

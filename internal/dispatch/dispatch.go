@@ -102,16 +102,15 @@ func (d *Dispatcher) Reconcile(ctx context.Context) error {
 // whose record expired, is ignored: nothing could show it. A running
 // attempt of a canceled job is stopped.
 func (d *Dispatcher) Record(ctx context.Context, id string, a job.Attempt) error {
+	var m store.Move
 	var err error
 	if a.Outcome == job.OutcomeRunning {
-		var moved bool
-		if moved, err = d.store.Start(ctx, id, a); moved {
-			d.count(ctx, id, func(j job.Job) { d.started(j, a) })
+		if m, err = d.store.Start(ctx, id, a); m.Moved() {
+			d.started(m, a)
 		}
 	} else {
-		var to job.Status
-		if to, err = d.store.Finish(ctx, id, a); to != "" {
-			d.count(ctx, id, func(j job.Job) { d.ended(j, a, to) })
+		if m, err = d.store.Finish(ctx, id, a); m.Moved() {
+			d.ended(m, a)
 		}
 	}
 	switch {
@@ -130,12 +129,13 @@ func (d *Dispatcher) Record(ctx context.Context, id string, a job.Attempt) error
 	return err
 }
 
-// count reads job id, whose function and creation time never change, and
-// counts a move of it that has happened with fn. The read outlives the
-// caller's context, such as a delivery cut right after the move. A read
-// that Redis does not answer within the transient budget loses that count,
-// which is logged: the move itself is recorded, and repeating it would not
-// count it again.
+// count reads job id, whose function never changes, and counts a move of
+// it that has happened with fn: the cancel of a job, which the store hands
+// over by ID alone (Start and Finish report the function with their move).
+// The read outlives the caller's context, such as a delivery cut right
+// after the move. A read that Redis does not answer within the transient
+// budget loses that count, which is logged: the move itself is recorded,
+// and repeating it would not count it again.
 func (d *Dispatcher) count(ctx context.Context, id string, fn func(job.Job)) {
 	ctx = context.WithoutCancel(ctx)
 	var j job.Job
@@ -252,7 +252,7 @@ func (d *Dispatcher) run(ctx context.Context, log *slog.Logger, id string, j job
 		}
 	}
 	start := job.Attempt{Attempt: n, Job: runner.Name(id, n), StartedAt: d.now().UTC(), Outcome: job.OutcomeRunning}
-	var started bool
+	var started store.Move
 	err := d.retry(ctx, log, "starting the attempt", func() (err error) {
 		started, err = d.store.Start(ctx, id, start)
 		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrCanceled) {
@@ -269,8 +269,8 @@ func (d *Dispatcher) run(ctx context.Context, log *slog.Logger, id string, j job
 	case err != nil:
 		return d.unavailable(log, err)
 	}
-	if started {
-		d.started(j, start)
+	if started.Moved() {
+		d.started(started, start)
 	}
 	if ce == nil && req.Binding != "" {
 		if err := d.retry(ctx, log, "reading the job's event", func() (err error) {
@@ -352,7 +352,7 @@ func (d *Dispatcher) exhausted(ctx context.Context, log *slog.Logger, j job.Job,
 		return d.unavailable(log, err)
 	}
 	if result == store.DeadLetterFailed {
-		d.finished(j, job.Failed)
+		d.finished(j.Function, job.Failed)
 	}
 	log.Info("job failed: no attempt left", "reason", reason)
 	return cloudevents.ResultACK
@@ -531,7 +531,7 @@ func (d *Dispatcher) deadLetter(ctx context.Context, log *slog.Logger, id, reaso
 	}
 	switch result {
 	case store.DeadLetterFailed:
-		d.finished(j, job.Failed)
+		d.finished(j.Function, job.Failed)
 		log.Info("job dead-lettered", "reason", reason)
 	case store.DeadLetterKept:
 		log.Info("job dead-lettered while an attempt runs; that attempt decides", "reason", reason)

@@ -48,7 +48,7 @@ func (d *Dispatcher) HandOff(ctx context.Context, sender event.Sender) error {
 // it, once, and one replica takes it from the list.
 func (d *Dispatcher) Cancels(ctx context.Context) error {
 	return d.drain(ctx, "cancel", d.store.NextCancel, func(ctx context.Context, id string) {
-		d.count(ctx, id, func(j job.Job) { d.finished(j, job.Canceled) })
+		d.count(ctx, id, func(j job.Job) { d.finished(j.Function, job.Canceled) })
 		if err := d.runner.Stop(ctx, id); err != nil {
 			d.log.Warn("stopping a canceled job's attempt failed; the reconciler stops it", "job", id, "error", err)
 			return

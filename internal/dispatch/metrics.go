@@ -70,30 +70,30 @@ func (d *Dispatcher) functionLabel(fn string) string {
 	return fn
 }
 
-// started counts the start of attempt a of job j, which the store has just
-// moved: the first attempt ends the job's wait.
-func (d *Dispatcher) started(j job.Job, a job.Attempt) {
+// started counts the start of attempt a, which the store has just moved
+// as m says: the first attempt ends the job's wait.
+func (d *Dispatcher) started(m store.Move, a job.Attempt) {
 	if a.Attempt == 1 && !a.StartedAt.IsZero() {
-		d.metrics.queueWait.WithLabelValues(d.functionLabel(j.Function)).Observe(max(a.StartedAt.Sub(j.CreatedAt).Seconds(), 0))
+		d.metrics.queueWait.WithLabelValues(d.functionLabel(m.Function)).Observe(max(a.StartedAt.Sub(m.CreatedAt).Seconds(), 0))
 	}
 }
 
-// ended counts the end of attempt a of job j, which moved the job to to.
-func (d *Dispatcher) ended(j job.Job, a job.Attempt, to job.Status) {
-	fn := d.functionLabel(j.Function)
+// ended counts the end of attempt a, which moved its job as m says.
+func (d *Dispatcher) ended(m store.Move, a job.Attempt) {
+	fn := d.functionLabel(m.Function)
 	d.metrics.attempts.WithLabelValues(fn, string(a.Outcome)).Inc()
 	if !a.StartedAt.IsZero() && a.FinishedAt != nil {
 		d.metrics.duration.WithLabelValues(fn).Observe(max(a.FinishedAt.Sub(a.StartedAt).Seconds(), 0))
 	}
-	if to.Terminal() {
-		d.finished(j, to)
+	if m.To.Terminal() {
+		d.finished(m.Function, m.To)
 	}
 }
 
-// finished counts job j, which the store has just moved to terminal status
-// to.
-func (d *Dispatcher) finished(j job.Job, to job.Status) {
-	d.metrics.finished.WithLabelValues(d.functionLabel(j.Function), string(to)).Inc()
+// finished counts a job of function fn, which the store has just moved to
+// terminal status to.
+func (d *Dispatcher) finished(fn string, to job.Status) {
+	d.metrics.finished.WithLabelValues(d.functionLabel(fn), string(to)).Inc()
 }
 
 // gauges reports the jobs waiting and running now, by function, read from

@@ -70,8 +70,8 @@ func TestFinishReturnsTheMove(t *testing.T) {
 				}
 			}
 			got, err := s.Finish(ctx, "j", attempt(1, tc.outcome, ""))
-			if err != nil || got != tc.want {
-				t.Errorf("Finish = %q, %v; want %q", got, err, tc.want)
+			if err != nil || got.To != tc.want {
+				t.Errorf("Finish moved to %q, %v; want %q", got.To, err, tc.want)
 			}
 		})
 	}

@@ -161,14 +161,15 @@ type step struct {
 
 func start(n int) step {
 	return step{fmt.Sprintf("start %d", n), func(s *store.Store, id string) (bool, error) {
-		return s.Start(context.Background(), id, attempt(n, job.OutcomeRunning, ""))
+		m, err := s.Start(context.Background(), id, attempt(n, job.OutcomeRunning, ""))
+		return m.Moved(), err
 	}}
 }
 
 func finish(n int, o job.Outcome) step {
 	return step{fmt.Sprintf("finish %d %s", n, o), func(s *store.Store, id string) (bool, error) {
-		to, err := s.Finish(context.Background(), id, attempt(n, o, string(o)))
-		return to != "", err
+		m, err := s.Finish(context.Background(), id, attempt(n, o, string(o)))
+		return m.Moved(), err
 	}}
 }
 

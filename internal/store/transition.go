@@ -53,7 +53,9 @@ import (
 // rather than to the target (a dead letter was kept for it), 0 for a no-op,
 // -1 when the job does not exist, -2 when the state machine forbids the
 // move, 2 when a dead letter was kept for the running attempt, -3 for the
-// start of an attempt of a canceled job.
+// start of an attempt of a canceled job. A move (1 or 3) comes as {code,
+// function, createdAt}, the two fields that the caller counts it by, so
+// that it need not read the job again.
 var transitionScript = redis.NewScript(capsLib + `
 local sets = {queued = KEYS[3], waiting = KEYS[4], running = KEYS[5], retrying = KEYS[6],
   succeeded = KEYS[7], failed = KEYS[8], canceled = KEYS[9]}
@@ -64,7 +66,7 @@ local allowed = {
   retrying = {waiting = true, running = true, failed = true},
 }
 local to, n, reason, id = ARGV[1], tonumber(ARGV[2]), ARGV[5], ARGV[8]
-local rec = redis.call("HMGET", KEYS[1], "status", "attempt", "member", "deadLetter", "function")
+local rec = redis.call("HMGET", KEYS[1], "status", "attempt", "member", "deadLetter", "function", "createdAt")
 local status, cur, m, fn = rec[1], tonumber(rec[2]), rec[3], rec[5]
 if not status then return -1 end
 if status == "canceled" and n > 0 and n >= cur then
@@ -129,36 +131,53 @@ if reason ~= "" then redis.call("HSET", KEYS[1], "error", reason) end
 if to == "succeeded" or to == "failed" then
   redis.call("EXPIRE", KEYS[1], ARGV[6])
 end
-if to == "failed" and ARGV[7] ~= "1" then return 3 end
-return 1
+if to == "failed" and ARGV[7] ~= "1" then return {3, fn, rec[6]} end
+return {1, fn, rec[6]}
 `)
+
+// Move is what Start or Finish did to a job, so that a caller counts each
+// move once, by the job's function, without reading the job again.
+type Move struct {
+	// To is the status the job moved to, or "" when it did not move.
+	To job.Status
+	// Function and CreatedAt are the job's, which never change; they are
+	// set only when the job moved.
+	Function  string
+	CreatedAt time.Time
+}
+
+// Moved reports whether the job moved.
+func (m Move) Moved() bool { return m.To != "" }
 
 // Start records that attempt a.Attempt is running. It reports whether the
 // job moved; a repeated Start of one attempt is a no-op. For a canceled
 // job it returns ErrCanceled: the attempt must be stopped, not run.
-func (s *Store) Start(ctx context.Context, id string, a job.Attempt) (bool, error) {
-	r, err := s.transition(ctx, "store.Start", id, job.Running, a, "", false)
-	return r == moved, err
+func (s *Store) Start(ctx context.Context, id string, a job.Attempt) (Move, error) {
+	r, m, err := s.transition(ctx, "store.Start", id, job.Running, a, "", false)
+	if r == moved {
+		m.To = job.Running
+	}
+	return m, err
 }
 
 // Finish records how attempt a ended: a succeeded attempt makes the job
 // succeeded, a failed one makes it retrying, for the Broker to deliver its
 // event again, or failed when the Broker has already dead-lettered it. It
-// returns the status the job moved to, or "" when it did not move (a
+// reports the status the job moved to, with To "" when it did not move (a
 // repeated Finish of one attempt), so that a caller counts each end once.
-func (s *Store) Finish(ctx context.Context, id string, a job.Attempt) (job.Status, error) {
+func (s *Store) Finish(ctx context.Context, id string, a job.Attempt) (Move, error) {
 	to := job.Retrying
 	if a.Outcome == job.OutcomeSucceeded {
 		to = job.Succeeded
 	}
-	r, err := s.transition(ctx, "store.Finish", id, to, a, "", false)
+	r, m, err := s.transition(ctx, "store.Finish", id, to, a, "", false)
 	switch r {
 	case moved:
-		return to, err
+		m.To = to
 	case movedFailed:
-		return job.Failed, err
+		m.To = job.Failed
 	}
-	return "", err
+	return m, err
 }
 
 // DeadLetterResult says what DeadLetter did.
@@ -181,7 +200,7 @@ const (
 // what the cluster knows of the latest attempt first, so that a job whose
 // attempt succeeded or failed is recorded so before its dead letter.
 func (s *Store) DeadLetter(ctx context.Context, id, reason string) (DeadLetterResult, error) {
-	r, err := s.transition(ctx, "store.DeadLetter", id, job.Failed, job.Attempt{}, reason, true)
+	r, _, err := s.transition(ctx, "store.DeadLetter", id, job.Failed, job.Attempt{}, reason, true)
 	switch r {
 	case moved:
 		return DeadLetterFailed, err
@@ -203,12 +222,14 @@ const (
 // caller stops the attempt instead of running it.
 var ErrCanceled = errors.New("job canceled")
 
-func (s *Store) transition(ctx context.Context, op, id string, to job.Status, a job.Attempt, reason string, deadLetter bool) (int, error) {
+// transition runs transitionScript and returns its code, with the job's
+// function and creation time when it moved.
+func (s *Store) transition(ctx context.Context, op, id string, to job.Status, a job.Attempt, reason string, deadLetter bool) (int, Move, error) {
 	var attemptJSON []byte
 	if a.Attempt > 0 {
 		var err error
 		if attemptJSON, err = json.Marshal(a); err != nil {
-			return noop, fmt.Errorf("%s: %w", op, err)
+			return noop, Move{}, fmt.Errorf("%s: %w", op, err)
 		}
 	}
 	dl := "0"
@@ -217,21 +238,35 @@ func (s *Store) transition(ctx context.Context, op, id string, to job.Status, a 
 	}
 	now := s.now()
 	keys := append(append([]string{jobKey(id), statsKey()}, statusKeys()...), minuteKey(now.Unix()/60))
-	res, err := transitionScript.Run(ctx, s.rdb, keys,
+	reply, err := transitionScript.Run(ctx, s.rdb, keys,
 		string(to), a.Attempt, attemptJSON, now.UnixMilli(), reason, int64(s.retention/time.Second), dl, id,
-		int64(minuteKeep/time.Second)).Int()
+		int64(minuteKeep/time.Second)).Result()
 	if err != nil {
-		return noop, fmt.Errorf("%s: %w", op, err)
+		return noop, Move{}, fmt.Errorf("%s: %w", op, err)
+	}
+	var m Move
+	res, ok := reply.(int64)
+	if moved, isMove := reply.([]any); isMove && len(moved) == 3 {
+		// Redis turns the Lua false of a missing field into nil, which
+		// leaves that field empty.
+		res, ok = moved[0].(int64)
+		m.Function, _ = moved[1].(string)
+		created, _ := moved[2].(string)
+		ms, _ := strconv.ParseInt(created, 10, 64)
+		m.CreatedAt = time.UnixMilli(ms)
+	}
+	if !ok {
+		return noop, Move{}, fmt.Errorf("%s %s: unexpected reply %v", op, id, reply)
 	}
 	switch res {
 	case -1:
-		return noop, fmt.Errorf("%s %s: %w", op, id, ErrNotFound)
+		return noop, Move{}, fmt.Errorf("%s %s: %w", op, id, ErrNotFound)
 	case -2:
-		return noop, fmt.Errorf("%s %s to %s for attempt %d: %w", op, id, to, a.Attempt, ErrTransition)
+		return noop, Move{}, fmt.Errorf("%s %s to %s for attempt %d: %w", op, id, to, a.Attempt, ErrTransition)
 	case -3:
-		return noop, fmt.Errorf("%s %s attempt %d: %w", op, id, a.Attempt, ErrCanceled)
+		return noop, Move{}, fmt.Errorf("%s %s attempt %d: %w", op, id, a.Attempt, ErrCanceled)
 	}
-	return res, nil
+	return int(res), m, nil
 }
 
 // Status returns a job's status alone, one field of its record.
