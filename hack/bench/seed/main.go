@@ -1,5 +1,7 @@
-// Command seed stores n queued jobs through the kjobs store, for the
-// benchmark of GET /jobs/stats with many jobs stored.
+// Command seed stores n jobs through the kjobs store: queued, for the
+// benchmark of GET /jobs/stats with many jobs stored, or with -finish run
+// through one attempt to success, as most of a store's records are, to
+// measure what a job costs Redis in memory.
 package main
 
 import (
@@ -8,16 +10,19 @@ import (
 	"fmt"
 	"log"
 	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/kjobs/kjobs/internal/job"
+	"github.com/kjobs/kjobs/internal/runner"
 	"github.com/kjobs/kjobs/internal/store"
 )
 
 func main() {
 	n := flag.Int("n", 1000, "jobs to store")
 	redisURL := flag.String("redis", "redis://127.0.0.1:6379", "Redis URL")
+	finish := flag.Bool("finish", false, "run each job's one attempt to success, as the dispatcher records it")
 	flag.Parse()
 	opts, err := redis.ParseURL(*redisURL)
 	if err != nil {
@@ -30,7 +35,7 @@ func main() {
 	for range 64 {
 		wg.Go(func() {
 			for i := range ids {
-				if _, _, err := s.Create(context.Background(), fmt.Sprintf("seed-%09d", i), job.Request{Function: "echo"}, ""); err != nil {
+				if err := seed(s, fmt.Sprintf("seed-%09d", i), *finish); err != nil {
 					log.Fatal(err)
 				}
 			}
@@ -41,4 +46,23 @@ func main() {
 	}
 	close(ids)
 	wg.Wait()
+}
+
+// seed stores job id as POST /jobs would, with a sleep function's args,
+// and with finish its attempt's start and success.
+func seed(s *store.Store, id string, finish bool) error {
+	ctx := context.Background()
+	req := job.Request{Function: "sleep", Args: job.Args{"seconds": "1"}}
+	if _, _, err := s.Create(ctx, id, req, ""); err != nil || !finish {
+		return err
+	}
+	started := time.Now().UTC()
+	a := job.Attempt{Attempt: 1, Job: runner.Name(id, 1), StartedAt: started, Outcome: job.OutcomeRunning}
+	if _, err := s.Start(ctx, id, a); err != nil {
+		return err
+	}
+	ended := started.Add(time.Second)
+	a.FinishedAt, a.Outcome = &ended, job.OutcomeSucceeded
+	_, err := s.Finish(ctx, id, a)
+	return err
 }
