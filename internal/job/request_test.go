@@ -3,6 +3,7 @@ package job
 import (
 	"encoding/json"
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -109,5 +110,18 @@ func TestJobRequest(t *testing.T) {
 	j := Job{ID: "j1", Function: want.Function, Args: want.Args, Schedule: want.Schedule, Timeout: want.Timeout, Labels: want.Labels, Status: Running}
 	if diff := cmp.Diff(want, j.Request()); diff != "" {
 		t.Errorf("Request() (-want +got):\n%s", diff)
+	}
+}
+
+// TestIsLabel checks the hand-written DNS-label check against the pattern
+// it replaces, on the edges of each rule.
+func TestIsLabel(t *testing.T) {
+	pattern := regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	for _, s := range []string{"a", "0", "a-b", "a--b", "sleep", "-", "-a", "a-", "A", "a_b", "a.b", "a b", "é", "",
+		strings.Repeat("a", maxFunctionName), strings.Repeat("a", maxFunctionName+1)} {
+		want := pattern.MatchString(s) && len(s) <= maxFunctionName
+		if got := isLabel(s, maxFunctionName); got != want {
+			t.Errorf("isLabel(%q) = %v, want %v", s, got, want)
+		}
 	}
 }
