@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	_ "net/http/pprof" // served only with KJOBS_PPROF_ADDR
 	"os"
 	"os/signal"
 	"strconv"
@@ -77,6 +79,11 @@ type envConfig struct {
 	// MaxAttempts is how many attempts a job gets: the Triggers' retry
 	// count plus one.
 	MaxAttempts int `envconfig:"KJOBS_MAX_ATTEMPTS" default:"3"`
+	// PprofAddr is where net/http/pprof's handlers listen, so that a
+	// benchmark can take the dispatcher's CPU profile under load
+	// (test/knative BenchmarkEndToEnd). Defaults to empty: no profile is
+	// served, as in every install.
+	PprofAddr string `envconfig:"KJOBS_PPROF_ADDR"`
 }
 
 func main() {
@@ -155,6 +162,11 @@ func run(log *slog.Logger) error {
 		return err
 	}
 	log.Info("dispatcher listening", "addr", l.Addr().String())
+	if env.PprofAddr != "" {
+		// net/http/pprof registers on the default mux, which serves
+		// nothing else here.
+		go func() { log.Error("pprof server stopped", "error", http.ListenAndServe(env.PprofAddr, nil)) }()
+	}
 	var g errgroup.Group
 	g.Go(func() error { return d.Reconcile(ctx) })
 	g.Go(func() error { return d.Sweep(ctx, sender, env.SweepAfter) })

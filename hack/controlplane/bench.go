@@ -51,11 +51,24 @@ var benchScheduler = []string{"--kube-api-qps=1000", "--kube-api-burst=2000"}
 // (pkg/utils/client/clientset.go sets a fake always-allow limiter); what
 // bounds it is podPlayStageParallelism, the workers that apply a pod's
 // stages (Running, Succeeded, deleted), one PATCH each: 4 by default
-// (pkg/apis/config/v1alpha1/kwok_configuration_types.go).
+// (pkg/apis/config/v1alpha1/kwok_configuration_types.go). A configuration
+// read from a file is not defaulted, so every option that has a default
+// (zz_generated.defaults.go) is spelled out at it here, or kwok refuses a
+// node parallelism of 0.
 const benchKwokConfig = `apiVersion: config.kwok.x-k8s.io/v1alpha1
 kind: KwokConfiguration
 options:
   podPlayStageParallelism: 32
+  cidr: 10.0.0.0/24
+  manageAllNodes: false
+  enableDebuggingHandlers: true
+  enableContentionProfiling: false
+  enableProfilingHandler: true
+  nodePlayStageParallelism: 4
+  nodeLeaseParallelism: 4
+  podsOnNodeSyncParallelism: 1
+  enablePodsOnNodeSyncListPager: true
+  enablePodsOnNodeSyncStreamWatch: false
 `
 
 // writeBenchKwokConfig writes benchKwokConfig into the work folder and
