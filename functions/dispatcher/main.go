@@ -79,6 +79,14 @@ type envConfig struct {
 	// MaxAttempts is how many attempts a job gets: the Triggers' retry
 	// count plus one.
 	MaxAttempts int `envconfig:"KJOBS_MAX_ATTEMPTS" default:"3"`
+	// KubeQPS is how many requests a second the dispatcher's Kubernetes
+	// client may send, in bursts of twice as many. A new job costs up to
+	// three (a List that checks for a racing attempt, the Job's create, a
+	// Get while the informer has not seen it yet), so at
+	// cluster.Config's 50 the client alone held one dispatcher to 16.7
+	// jobs/s (BENCHMARKS.md, "End to end (issue 10, target 3)"). The API
+	// server's own priority and fairness protects it. Defaults to 200.
+	KubeQPS float32 `envconfig:"KJOBS_KUBE_QPS" default:"200"`
 	// PprofAddr is where net/http/pprof's handlers listen, so that a
 	// benchmark can take the dispatcher's CPU profile under load
 	// (test/knative BenchmarkEndToEnd). Defaults to empty: no profile is
@@ -113,6 +121,9 @@ func run(log *slog.Logger) error {
 	if env.MaxRunning < 0 {
 		return fmt.Errorf("KJOBS_MAX_RUNNING: %d: want 0 (no cap) or more", env.MaxRunning)
 	}
+	if env.KubeQPS <= 0 {
+		return fmt.Errorf("KJOBS_KUBE_QPS: %v: want more than 0", env.KubeQPS)
+	}
 	redisOpts, err := redis.ParseURL(env.RedisURL)
 	if err != nil {
 		return err
@@ -126,6 +137,7 @@ func run(log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	restCfg.QPS, restCfg.Burst = env.KubeQPS, int(2*env.KubeQPS)
 	restCfg.Wrap(clients.APIServer)
 	client, err := kubernetes.NewForConfig(restCfg)
 	if err != nil {
