@@ -80,12 +80,12 @@ type envConfig struct {
 	// count plus one.
 	MaxAttempts int `envconfig:"KJOBS_MAX_ATTEMPTS" default:"3"`
 	// KubeQPS is how many requests a second the dispatcher's Kubernetes
-	// client may send, in bursts of twice as many. A new job costs up to
-	// three (a List that checks for a racing attempt, the Job's create, a
-	// Get while the informer has not seen it yet), so at
-	// cluster.Config's 50 the client alone held one dispatcher to 16.7
-	// jobs/s (BENCHMARKS.md, "End to end (issue 10, target 3)"). The API
-	// server's own priority and fairness protects it. Defaults to 200.
+	// client may send, in bursts of twice as many. A new job costs three
+	// (a Get that checks for a racing attempt, the Job's create, the
+	// reconciler's patch once it is recorded); at cluster.Config's 50 the
+	// client alone held one dispatcher to 16.7 jobs/s (BENCHMARKS.md, "End
+	// to end (issue 10, target 3)"). The API server's own priority and
+	// fairness protects it. Defaults to 200.
 	KubeQPS float32 `envconfig:"KJOBS_KUBE_QPS" default:"200"`
 	// PprofAddr is where net/http/pprof's handlers listen, so that a
 	// benchmark can take the dispatcher's CPU profile under load
