@@ -339,7 +339,9 @@ func BenchmarkBareJobs(b *testing.B) {
 // last one's success in GET /jobs/stats, and then as many bare Jobs
 // created directly at the same -e2e.rate. For kjobs, "answered → created"
 // is the POST's 202 (the event is at the ingress) to its Job object
-// created. Run it with -benchtime 1x; -count alternates the sides.
+// created. Run it with -benchtime 1x; with -count 2 the sides run kjobs,
+// kjobs, bare, bare, and each bare run's ratio is against the last kjobs
+// run.
 func BenchmarkEndToEnd(b *testing.B) {
 	n, rate := *e2eJobs, *e2eRate
 	var kjobsRate float64
@@ -365,7 +367,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 			if kjobsRate > 0 {
 				ratio := kjobsRate / r.rate(n)
 				b.ReportMetric(ratio, "kjobs/bare")
-				b.Logf("kjobs / bare = %s", fmt.Sprintf("%.2f×", ratio))
+				b.Logf("kjobs / bare = %.2f×", ratio)
 			}
 		}
 	})
