@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	_ "net/http/pprof" // served only with KJOBS_PPROF_ADDR
 	"os"
 	"os/signal"
 	"strconv"
@@ -77,6 +79,19 @@ type envConfig struct {
 	// MaxAttempts is how many attempts a job gets: the Triggers' retry
 	// count plus one.
 	MaxAttempts int `envconfig:"KJOBS_MAX_ATTEMPTS" default:"3"`
+	// KubeQPS is how many requests a second the dispatcher's Kubernetes
+	// client may send, in bursts of twice as many. A new job costs three
+	// (a Get that checks for a racing attempt, the Job's create, the
+	// reconciler's patch once it is recorded); at cluster.Config's 50 the
+	// client alone held one dispatcher to 16.7 jobs/s (BENCHMARKS.md, "End
+	// to end (issue 10, target 3)"). The API server's own priority and
+	// fairness protects it. Defaults to 200.
+	KubeQPS float32 `envconfig:"KJOBS_KUBE_QPS" default:"200"`
+	// PprofAddr is where net/http/pprof's handlers listen, so that a
+	// benchmark can take the dispatcher's CPU profile under load
+	// (test/knative BenchmarkEndToEnd). Defaults to empty: no profile is
+	// served, as in every install.
+	PprofAddr string `envconfig:"KJOBS_PPROF_ADDR"`
 }
 
 func main() {
@@ -106,6 +121,9 @@ func run(log *slog.Logger) error {
 	if env.MaxRunning < 0 {
 		return fmt.Errorf("KJOBS_MAX_RUNNING: %d: want 0 (no cap) or more", env.MaxRunning)
 	}
+	if env.KubeQPS <= 0 {
+		return fmt.Errorf("KJOBS_KUBE_QPS: %v: want more than 0", env.KubeQPS)
+	}
 	redisOpts, err := redis.ParseURL(env.RedisURL)
 	if err != nil {
 		return err
@@ -119,6 +137,7 @@ func run(log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	restCfg.QPS, restCfg.Burst = env.KubeQPS, int(2*env.KubeQPS)
 	restCfg.Wrap(clients.APIServer)
 	client, err := kubernetes.NewForConfig(restCfg)
 	if err != nil {
@@ -155,6 +174,11 @@ func run(log *slog.Logger) error {
 		return err
 	}
 	log.Info("dispatcher listening", "addr", l.Addr().String())
+	if env.PprofAddr != "" {
+		// net/http/pprof registers on the default mux, which serves
+		// nothing else here.
+		go func() { log.Error("pprof server stopped", "error", http.ListenAndServe(env.PprofAddr, nil)) }()
+	}
 	var g errgroup.Group
 	g.Go(func() error { return d.Reconcile(ctx) })
 	g.Go(func() error { return d.Sweep(ctx, sender, env.SweepAfter) })

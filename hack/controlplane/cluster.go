@@ -49,6 +49,8 @@ type cluster struct {
 	server     string       // the apiserver's URL
 	api        *http.Client // trusts the apiserver's certificate
 	stages     []string     // kwok Stage files beside kwokStages (-kjobs: kwok-sleep.yaml)
+	bench      bool         // -bench: tuned so as not to bound a benchmark (bench.go)
+	noData     bool         // -dataplane=false: no Knative data plane, port 8080 not needed
 
 	mu         sync.Mutex
 	components []*component // every process started, in order
@@ -127,8 +129,10 @@ func (c *cluster) start() error {
 
 	// Before anything else: without these ports the data plane cannot
 	// run, and a minute of start-up would be wasted.
-	if err := checkDispatcherPorts(); err != nil {
-		return err
+	if !c.noData {
+		if err := checkDispatcherPorts(); err != nil {
+			return err
+		}
 	}
 	mods, err := moduleDirs(ctx, kwokModule, eventingModule, servingModule)
 	if err != nil {
@@ -150,7 +154,9 @@ func (c *cluster) start() error {
 
 	c.startControllerManager()
 	c.startScheduler()
-	c.startKwok(mods[kwokModule])
+	if err := c.startKwok(mods[kwokModule]); err != nil {
+		return err
+	}
 
 	err = parallel(
 		reported(step, "kube-controller-manager ready", func() error { return c.waitControllerManager(ctx) }),
@@ -164,6 +170,9 @@ func (c *cluster) start() error {
 	)
 	if err != nil {
 		return err
+	}
+	if c.noData {
+		return nil
 	}
 	return c.startDataPlane(ctx, step)
 }

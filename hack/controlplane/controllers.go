@@ -22,12 +22,17 @@ var controllers = []string{
 }
 
 func (c *cluster) startControllerManager() {
-	c.run("kube-controller-manager", filepath.Join(c.tools, "kube-controller-manager"), nil,
-		"--kubeconfig="+c.kubeconfig,
-		"--controllers="+strings.Join(controllers, ","),
-		"--service-account-private-key-file="+c.path("sa.key"),
-		"--root-ca-file="+c.path("certs", "apiserver.crt"),
-		"--leader-elect=false", "--secure-port=0")
+	args := []string{
+		"--kubeconfig=" + c.kubeconfig,
+		"--controllers=" + strings.Join(controllers, ","),
+		"--service-account-private-key-file=" + c.path("sa.key"),
+		"--root-ca-file=" + c.path("certs", "apiserver.crt"),
+		"--leader-elect=false", "--secure-port=0",
+	}
+	if c.bench {
+		args = append(args, benchControllerManager...)
+	}
+	c.run("kube-controller-manager", filepath.Join(c.tools, "kube-controller-manager"), nil, args...)
 }
 
 // waitControllerManager waits until the serviceaccount controller has made
@@ -40,6 +45,9 @@ func (c *cluster) waitControllerManager(ctx context.Context) error {
 
 // startScheduler starts kube-scheduler, which binds pods to the fake node.
 func (c *cluster) startScheduler() {
-	c.run("kube-scheduler", filepath.Join(c.tools, "kube-scheduler"), nil,
-		"--kubeconfig="+c.kubeconfig, "--leader-elect=false", "--secure-port=0")
+	args := []string{"--kubeconfig=" + c.kubeconfig, "--leader-elect=false", "--secure-port=0"}
+	if c.bench {
+		args = append(args, benchScheduler...)
+	}
+	c.run("kube-scheduler", filepath.Join(c.tools, "kube-scheduler"), nil, args...)
 }

@@ -29,9 +29,9 @@ var kwokStages = []string{
 	"kustomize/stage/pod/chaos/pod-container-running-failed.yaml",
 }
 
-// startKwok starts kwok with the stages from its module folder, and the
-// files of c.stages.
-func (c *cluster) startKwok(module string) {
+// startKwok starts kwok with the stages from its module folder, the files
+// of c.stages and, with -bench, benchKwokConfig.
+func (c *cluster) startKwok(module string) error {
 	args := []string{"--kubeconfig=" + c.kubeconfig, "--manage-nodes-with-annotation-selector=" + nodeAnnotation}
 	for _, stage := range kwokStages {
 		args = append(args, "--config="+filepath.Join(module, stage))
@@ -39,9 +39,17 @@ func (c *cluster) startKwok(module string) {
 	for _, stage := range c.stages {
 		args = append(args, "--config="+stage)
 	}
+	if c.bench {
+		config, err := c.writeBenchKwokConfig()
+		if err != nil {
+			return err
+		}
+		args = append(args, "--config="+config)
+	}
 	// HOME is the work folder so that kwok does not also load a
 	// ~/.kwok/kwok.yaml the user may have.
 	c.run("kwok", filepath.Join(c.tools, "kwok"), []string{"HOME=" + c.dir}, args...)
+	return nil
 }
 
 // createNode creates the node kwok manages and waits until kwok has made it

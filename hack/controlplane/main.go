@@ -35,7 +35,17 @@
 //
 // Usage, from the repository root:
 //
-//	go run ./hack/controlplane [-logs DIR] [-kjobs [-port 8090]]
+//	go run ./hack/controlplane [-logs DIR] [-kjobs [-port 8090]] [-bench] [-dataplane=false]
+//
+// With -bench the control plane is tuned so that it does not bound a
+// benchmark of Jobs end to end (issue 10, target 3): kube-controller-manager's
+// client and Job workers, kube-scheduler's client and kwok's stage workers
+// are raised above their defaults, which hold bare Jobs near 3.3 Jobs/s
+// (bench.go says which flag and why; BENCHMARKS.md, "End to end (issue 10,
+// target 3)", what it reaches). With -dataplane=false it starts no Knative
+// data plane and needs no port 8080, so that a second control plane can run
+// beside one that has it, for benchmarks of bare Jobs; -kjobs needs the
+// data plane.
 //
 // The binaries come from $KJOBS_TOOLS_BIN, else from hack/tools/build.sh;
 // kube-apiserver and etcd come from $KUBEBUILDER_ASSETS when that is set
@@ -70,11 +80,19 @@ func main() {
 	logs := flag.String("logs", "", "folder for the components' logs (default: a temporary folder, removed after a clean stop)")
 	withKjobs := flag.Bool("kjobs", false, "also install kjobs from kustomize/overlays/dev and run its API and dispatcher as host processes (make cluster)")
 	port := flag.Int("port", 8090, "with -kjobs: the API's port (8080 is the in-memory channel dispatcher's)")
+	bench := flag.Bool("bench", false, "tune the control plane for benchmarks of Jobs end to end, so that it does not bound them: "+
+		"kube-controller-manager's client at 1000 requests/s (default 20) and 50 Job workers (default 5), kube-scheduler's client at 1000/s (default 50), "+
+		"32 kwok workers playing pod stages (default 4); see bench.go")
+	dataPlane := flag.Bool("dataplane", true, "start Knative Eventing's data plane; false leaves it out, and port 8080 free, for a second control plane that only runs Jobs")
 	flag.Parse()
-	os.Exit(run(*logs, *withKjobs, *port))
+	if *withKjobs && !*dataPlane {
+		fmt.Fprintln(os.Stderr, "controlplane: -kjobs needs the data plane; drop -dataplane=false")
+		os.Exit(2)
+	}
+	os.Exit(run(*logs, *withKjobs, *port, *bench, !*dataPlane))
 }
 
-func run(logs string, withKjobs bool, port int) int {
+func run(logs string, withKjobs bool, port int, bench, noDataPlane bool) int {
 	begin := time.Now()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -88,6 +106,7 @@ func run(logs string, withKjobs bool, port int) int {
 		fmt.Fprintf(os.Stderr, "controlplane: %v\n", err)
 		return 1
 	}
+	c.bench, c.noData = bench, noDataPlane
 	var k *kjobs
 	if withKjobs {
 		if k, err = c.prepareKjobs(".", port); err != nil {

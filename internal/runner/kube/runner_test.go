@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -435,6 +437,48 @@ func TestStaleCache(t *testing.T) {
 		t.Errorf("Wait() for a foreign Job: error = %v, want it refused", err)
 	}
 }
+
+// TestWaitNewJobFromCache starts an attempt and waits for it as the
+// dispatcher does: the new Job reaches Wait through the informer, without
+// a Get of it from the API server.
+func TestWaitNewJobFromCache(t *testing.T) {
+	t.Parallel()
+	restCfg := testenv.Kube(t)
+	var gets atomic.Int64
+	restCfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripper(func(req *http.Request) (*http.Response, error) {
+			if req.Method == http.MethodGet && strings.Contains(req.URL.Path, "/jobs/") && !strings.Contains(req.URL.RawQuery, "watch") {
+				gets.Add(1)
+			}
+			return rt.RoundTrip(req)
+		})
+	})
+	client, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := testenv.JobsNamespace(t, restCfg, nil)
+	ctx := timeout(t, time.Minute)
+	r, err := New(ctx, client, Config{Namespace: ns, Image: "registry.example/kjobs/processor:test"})
+	if err != nil {
+		t.Fatalf("New() error = %v", err)
+	}
+	spec := runner.Spec{JobID: uuid.NewString(), Attempt: 1, Function: "sample"}
+	if _, err := r.Start(ctx, spec); err != nil {
+		t.Fatalf("Start() error = %v", err)
+	}
+	if a, err := r.Wait(ctx, spec.JobID, 1); err != nil || a.Outcome != job.OutcomeSucceeded {
+		t.Fatalf("Wait() = %+v, %v; want succeeded", a, err)
+	}
+	if n := gets.Load(); n != 0 {
+		t.Errorf("the runner read a Job from the API server %d times; want none: the informer delivers a new Job", n)
+	}
+}
+
+// roundTripper is an http.RoundTripper made of a function.
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
 
 // TestManyInFlight waits for 200 attempts at once through the one set of
 // informers. Their pods are held Pending on a node pool that does not exist
