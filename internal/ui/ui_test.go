@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -266,6 +267,14 @@ func TestWithoutLogin(t *testing.T) {
 	if j := s.wait(long, 10*time.Second); j.Status != job.Canceled {
 		t.Errorf("the job after its Cancel: %s, want canceled", j.Status)
 	}
+	// The cancel stops the attempt, if one started: nothing of the job runs
+	// on once the dispatcher has taken it. A child has 10 s between SIGTERM
+	// and SIGKILL.
+	s.eventually(20*time.Second, func() bool {
+		var j job.Job
+		s.api("GET", "/jobs/"+long, "", &j)
+		return !slices.ContainsFunc(j.Attempts, func(a job.Attempt) bool { return a.Outcome == job.OutcomeRunning })
+	})
 	if p := s.browse("GET", "/ui/jobs/"+long, "", nil, nil); strings.Contains(p.body, "Cancel this job") {
 		t.Error("a canceled job's page still offers to cancel it")
 	}
