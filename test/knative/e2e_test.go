@@ -151,13 +151,19 @@ func (r *run) rate(n int) float64 { return float64(n) / r.last.Sub(r.first).Seco
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// bareJob is a Job of the same shape as the Kubernetes runner's (newJob in
-// internal/runner/kube): one pod, no retry, the restricted security
-// context, the job's environment; without kjobs' labels, so that no
-// dispatcher takes it for its own.
+// bareJob is a Job of the same shape as the Kubernetes runner's, without
+// kjobs' labels, so that no dispatcher takes it for its own.
 func bareJob(name string) *batchv1.Job {
+	return attemptJob(name, name, `{"seconds":"0"}`, map[string]string{"bench": "bare"})
+}
+
+// attemptJob is a Job of the same shape as the Kubernetes runner's first
+// attempt of a sleep job (newJob in internal/runner/kube): one pod, no
+// retry, the restricted security context, the job's environment, labelled
+// labels.
+func attemptJob(name, id, args string, labels map[string]string) *batchv1.Job {
 	return &batchv1.Job{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"bench": "bare"}},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
 		Spec: batchv1.JobSpec{
 			BackoffLimit:            new(int32(0)),
 			ActiveDeadlineSeconds:   new(int64(540)),
@@ -169,7 +175,7 @@ func bareJob(name string) *batchv1.Job {
 				}},
 			}}},
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"bench": "bare"}},
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec: corev1.PodSpec{
 					RestartPolicy:                corev1.RestartPolicyNever,
 					ServiceAccountName:           jobServiceAccount,
@@ -183,8 +189,8 @@ func bareJob(name string) *batchv1.Job {
 						Image: processorImage,
 						Env: []corev1.EnvVar{
 							{Name: "KJOBS_FUNCTION", Value: "sleep"},
-							{Name: "KJOBS_ARGS", Value: `{"seconds":"0"}`},
-							{Name: "KJOBS_JOB_ID", Value: name},
+							{Name: "KJOBS_ARGS", Value: args},
+							{Name: "KJOBS_JOB_ID", Value: id},
 							{Name: "KJOBS_ATTEMPT", Value: "1"},
 						},
 						TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,

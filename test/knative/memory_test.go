@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -288,7 +287,7 @@ func seedFinishedJobs(b *testing.B, ctx context.Context, kube kubernetes.Interfa
 }
 
 // finishedJob creates one Job as the dispatcher's runner builds an attempt
-// of the sleep function (internal/runner/kube/job.go), annotated recorded,
+// of the sleep function, with its labels, annotated recorded,
 // and sets its status Complete as the Job controller would.
 func finishedJob(ctx context.Context, kube kubernetes.Interface, ns string) error {
 	id := uuid.Must(uuid.NewV7()).String()
@@ -298,60 +297,11 @@ func finishedJob(ctx context.Context, kube kubernetes.Interface, ns string) erro
 		"kjobs.dev/function":           "sleep",
 		"app.kubernetes.io/managed-by": "kjobs",
 	}
-	args := `{"seconds":"1"}`
-	j := &batchv1.Job{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:        runner.Name(id, 1),
-			Labels:      own,
-			Annotations: map[string]string{"kjobs.dev/recorded": "true"},
-		},
-		Spec: batchv1.JobSpec{
-			// Another controller's, so that the Job controller leaves it
-			// alone: no pod, no status of its own.
-			ManagedBy:               new("kjobs.dev/benchmark"),
-			BackoffLimit:            new(int32(0)),
-			ActiveDeadlineSeconds:   new(int64(540)),
-			TTLSecondsAfterFinished: new(int32(3600)),
-			PodFailurePolicy: &batchv1.PodFailurePolicy{
-				Rules: []batchv1.PodFailurePolicyRule{{
-					Action: batchv1.PodFailurePolicyActionIgnore,
-					OnPodConditions: []batchv1.PodFailurePolicyOnPodConditionsPattern{{
-						Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue,
-					}},
-				}},
-			},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: own},
-				Spec: corev1.PodSpec{
-					RestartPolicy:                corev1.RestartPolicyNever,
-					ServiceAccountName:           jobServiceAccount,
-					AutomountServiceAccountToken: new(false),
-					SecurityContext: &corev1.PodSecurityContext{
-						RunAsNonRoot:   new(true),
-						RunAsUser:      new(int64(65532)),
-						RunAsGroup:     new(int64(65532)),
-						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-					},
-					Containers: []corev1.Container{{
-						Name:  "processor",
-						Image: processorImage,
-						Env: []corev1.EnvVar{
-							{Name: "KJOBS_FUNCTION", Value: "sleep"},
-							{Name: "KJOBS_ARGS", Value: args},
-							{Name: "KJOBS_JOB_ID", Value: id},
-							{Name: "KJOBS_ATTEMPT", Value: strconv.Itoa(1)},
-						},
-						TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
-						SecurityContext: &corev1.SecurityContext{
-							ReadOnlyRootFilesystem:   new(true),
-							AllowPrivilegeEscalation: new(false),
-							Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-						},
-					}},
-				},
-			},
-		},
-	}
+	j := attemptJob(runner.Name(id, 1), id, `{"seconds":"1"}`, own)
+	j.Annotations = map[string]string{"kjobs.dev/recorded": "true"}
+	// Another controller's, so that the Job controller leaves it alone: no
+	// pod, no status of its own.
+	j.Spec.ManagedBy = new("kjobs.dev/benchmark")
 	created, err := kube.BatchV1().Jobs(ns).Create(ctx, j, metav1.CreateOptions{})
 	if err != nil {
 		return fmt.Errorf("creating Job %s: %w", j.Name, err)
