@@ -136,6 +136,13 @@ var direct = &http.Client{Transport: &http.Transport{Proxy: nil}}
 // process exits first.
 func (p *Process) WaitReady(t testing.TB, ctx context.Context, url string) {
 	t.Helper()
+	p.WaitReadyEvery(t, ctx, url, 100*time.Millisecond)
+}
+
+// WaitReadyEvery is WaitReady polling every interval, for a benchmark that
+// measures how soon the process is ready.
+func (p *Process) WaitReadyEvery(t testing.TB, ctx context.Context, url string, interval time.Duration) {
+	t.Helper()
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		resp, err := direct.Do(req)
@@ -150,7 +157,7 @@ func (p *Process) WaitReady(t testing.TB, ctx context.Context, url string) {
 			t.Fatalf("testenv: %s exited before %s answered 200: %v\n%s", p.name, url, p.err, p.Output())
 		case <-ctx.Done():
 			t.Fatalf("testenv: %s did not answer 200 on %s: %v (last error %v)", p.name, url, ctx.Err(), err)
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(interval):
 		}
 	}
 }

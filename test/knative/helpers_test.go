@@ -20,6 +20,7 @@ package knative
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -628,15 +629,17 @@ func (s *stack) waitDeliveries(ctx context.Context, route string, code, n int) {
 	}
 }
 
-// quantile returns the q-quantile of durations (nearest rank).
-func quantile(durations []time.Duration, q float64) time.Duration {
-	if len(durations) == 0 {
-		return 0
+// quantile returns the q-quantile of values (nearest rank), or the zero
+// value when there are none.
+func quantile[T cmp.Ordered](values []T, q float64) T {
+	if len(values) == 0 {
+		var zero T
+		return zero
 	}
-	d := slices.Clone(durations)
-	slices.Sort(d)
-	i := int(q*float64(len(d))+0.5) - 1
-	return d[min(max(i, 0), len(d)-1)]
+	v := slices.Clone(values)
+	slices.Sort(v)
+	i := int(q*float64(len(v))+0.5) - 1
+	return v[min(max(i, 0), len(v)-1)]
 }
 
 // timed is a POST /jobs answered in the background.

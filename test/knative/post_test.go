@@ -198,11 +198,11 @@ func BenchmarkPostJobThroughBroker(b *testing.B) {
 		b.Logf("round %d: %s", round, strings.Join(line, "; "))
 	}
 	for _, side := range sides {
-		b.ReportMetric(medianFloat(rates[side.name]), side.name+"-req/s")
-		b.ReportMetric(float64(quantile(p50s[side.name], 0.5).Microseconds())/1000, side.name+"-p50-ms")
-		b.ReportMetric(float64(quantile(p99s[side.name], 0.5).Microseconds())/1000, side.name+"-p99-ms")
+		b.ReportMetric(quantile(rates[side.name], 0.5), side.name+"-req/s")
+		b.ReportMetric(ms(quantile(p50s[side.name], 0.5)), side.name+"-p50-ms")
+		b.ReportMetric(ms(quantile(p99s[side.name], 0.5)), side.name+"-p99-ms")
 	}
-	b.ReportMetric(medianFloat(rates["api"])/medianFloat(rates["front"]), "api/front")
+	b.ReportMetric(quantile(rates["api"], 0.5)/quantile(rates["front"], 0.5), "api/front")
 }
 
 // apiCPU is the CPU time the API process has used so far.
@@ -288,13 +288,6 @@ func sendingFront(b *testing.B, ingress string) http.Handler {
 		w.WriteHeader(http.StatusAccepted)
 		_, _ = fmt.Fprintf(w, `{"id":%q}`, id)
 	})
-}
-
-// medianFloat returns the median of values.
-func medianFloat(values []float64) float64 {
-	v := slices.Clone(values)
-	slices.Sort(v)
-	return v[len(v)/2]
 }
 
 // BenchmarkIngressToJob measures an event at the broker ingress to its
